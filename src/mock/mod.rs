@@ -1,0 +1,208 @@
+//! Loopback stand-ins of the four providers, for tests and examples that must run offline.
+//!
+//! Each stand-in is an HTTP server on `127.0.0.1` with a port of its own (so each has an origin
+//! of its own, as the real APIs do). It checks credentials the way its provider documents,
+//! answers like the provider does (Akool with HTTP 200 and a body code), and records what it
+//! received so a test can assert on the headers that arrived.
+//!
+//! ```
+//! use tower_api_auth::mock::{MockServer, Provider};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let akkio = MockServer::start(Provider::Akkio).await?;
+//! akkio.accept_key("akkio-test-key");
+//! assert!(akkio.base_url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(akkio.request_count(), 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What each stand-in answers:
+//!
+//! | provider | credential | missing or unknown | forbidden | success |
+//! |---|---|---|---|---|
+//! | Akkio | `X-API-Key` | 401 `{"error"}` | 403 under `/api/v1/restricted` | 200 JSON |
+//! | Polyteia | `Authorization: Bearer`, JSON content type required (else 415) | 401 `{"error"}` | 403 for `{"query": "restricted"}` | 200 `{"data"}` |
+//! | Erathos | `Authorization: Api-Key` | 401 `{"detail"}` | 403 for workspace `restricted` | 200 JSON |
+//! | Akool | `Authorization: Bearer` wins over `x-api-key` | 200 `{"code": 1102}` / `{"code": 1101}` | 200 `{"code": 1200}` for banned keys | 200 `{"code": 1000}` |
+//!
+//! Every stand-in also answers `GET /_mock/redirect?to=<url>` with a `307` to `url`, to test
+//! what a credential does across redirects.
+
+mod providers;
+
+use std::collections::HashSet;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use http::{HeaderMap, Method, Uri};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The provider a [`MockServer`] plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Provider {
+    /// Akkio: `X-API-Key`, 401/403.
+    Akkio,
+    /// Polyteia: `Authorization: Bearer`, JSON only, 401/403.
+    Polyteia,
+    /// Erathos: `Authorization: Api-Key`, 401/403 with `{"detail"}`.
+    Erathos,
+    /// Akool: `x-api-key` or `Authorization: Bearer`, failures as body codes in HTTP 200.
+    Akool,
+}
+
+/// A request as the stand-in received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// The request method.
+    pub method: Method,
+    /// The request target (path and query).
+    pub uri: Uri,
+    /// Every header that arrived, duplicates included.
+    pub headers: HeaderMap,
+}
+
+/// One provider stand-in listening on loopback; it stops when dropped.
+///
+/// See the [module docs](self) for an example.
+#[derive(Debug)]
+pub struct MockServer {
+    provider: Provider,
+    addr: SocketAddr,
+    state: Arc<State>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    keys: Mutex<HashSet<String>>,
+    banned: Mutex<HashSet<String>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+impl State {
+    pub(crate) fn is_accepted(&self, key: &str) -> bool {
+        lock(&self.keys).contains(key)
+    }
+
+    pub(crate) fn is_banned(&self, key: &str) -> bool {
+        lock(&self.banned).contains(key)
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        lock(&self.requests).push(request);
+    }
+}
+
+/// The stand-in's state stays usable after a panicking handler: a test reads what was recorded.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MockServer {
+    /// Starts a stand-in for `provider` on `127.0.0.1` with a free port. It accepts no key
+    /// until told to with [`accept_key`](Self::accept_key).
+    pub async fn start(provider: Provider) -> io::Result<Self> {
+        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let router = providers::router(provider, Arc::clone(&state));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                // Resolves when the `MockServer` is dropped.
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::warn!(error = %err, "mock server stopped with an error");
+            }
+        });
+        Ok(Self {
+            provider,
+            addr,
+            state,
+            _shutdown: shutdown,
+        })
+    }
+
+    /// The provider this stand-in plays.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The socket address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`: give it to a preset's `.origin(..)`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Accepts `key` from now on (an API key; for Polyteia a personal access key).
+    pub fn accept_key(&self, key: &str) {
+        lock(&self.state.keys).insert(key.to_owned());
+    }
+
+    /// Stops accepting `key`, as when it is deleted or expires upstream.
+    pub fn revoke_key(&self, key: &str) {
+        lock(&self.state.keys).remove(key);
+    }
+
+    /// Treats `key` as belonging to a banned account (Akool answers code 1200).
+    pub fn ban_key(&self, key: &str) {
+        lock(&self.state.banned).insert(key.to_owned());
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// How many requests arrived so far.
+    pub fn request_count(&self) -> usize {
+        lock(&self.state.requests).len()
+    }
+}
+
+/// The four stand-ins at once, each on its own port.
+///
+/// ```
+/// use tower_api_auth::mock::MockProviders;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let mocks = MockProviders::start().await?;
+/// assert_ne!(mocks.akkio.base_url(), mocks.akool.base_url());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct MockProviders {
+    /// The Akkio stand-in.
+    pub akkio: MockServer,
+    /// The Polyteia stand-in.
+    pub polyteia: MockServer,
+    /// The Erathos stand-in.
+    pub erathos: MockServer,
+    /// The Akool stand-in.
+    pub akool: MockServer,
+}
+
+impl MockProviders {
+    /// Starts all four stand-ins.
+    pub async fn start() -> io::Result<Self> {
+        Ok(Self {
+            akkio: MockServer::start(Provider::Akkio).await?,
+            polyteia: MockServer::start(Provider::Polyteia).await?,
+            erathos: MockServer::start(Provider::Erathos).await?,
+            akool: MockServer::start(Provider::Akool).await?,
+        })
+    }
+}
