@@ -56,3 +56,8 @@ mod secret;
 pub use self::client::{Auth, AuthLayer};
 pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origin, Placement};
 pub use self::secret::Secret;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

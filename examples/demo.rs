@@ -1,0 +1,217 @@
+//! The main job: every provider's credential on the wire, offline.
+//!
+//! Starts loopback stand-ins of Akkio, Polyteia, Erathos and Akool, sends requests through a
+//! hyper-util client wrapped in the crate's layers, and shows what arrived and what came back:
+//! the header each provider expects, 401/403 for wrong or missing keys, Akool's body codes, a
+//! key rotated mid-run, and a key that stays home when a request goes to another origin.
+//!
+//! ```sh
+//! cargo run --example demo
+//! RUST_LOG=tower_api_auth=trace cargo run --example demo   # more of the crate's tracing
+//! ```
+
+use std::error::Error;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_api_auth::AuthLayer;
+use tower_api_auth::mock::{MockProviders, MockServer};
+use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
+use tracing_subscriber::EnvFilter;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
+
+#[tokio::main]
+async fn main() -> Result {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tower_api_auth=debug")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mocks = MockProviders::start().await?;
+    mocks.akkio.accept_key("akkio-demo-key");
+    mocks.polyteia.accept_key("pak-demo-1");
+    mocks.erathos.accept_key("erathos-demo-key");
+    mocks.akool.accept_key("akool-demo-key");
+    mocks.akool.ban_key("akool-banned-key");
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    section("Akkio: X-API-Key");
+    let credential = akkio::api_key("akkio-demo-key")
+        .origin(mocks.akkio.base_url())
+        .build()?;
+    let mut api = ServiceBuilder::new()
+        .layer(AuthLayer::new(credential))
+        .service(client.clone());
+    let base = mocks.akkio.base_url();
+    send(&mut api, &mocks.akkio, get(format!("{base}/api/v1/models"))).await?;
+    send(
+        &mut api,
+        &mocks.akkio,
+        get(format!("{base}/api/v1/restricted/models")),
+    )
+    .await?;
+    let mut bare = client.clone();
+    send(
+        &mut bare,
+        &mocks.akkio,
+        get(format!("{base}/api/v1/models")),
+    )
+    .await?;
+
+    section("Polyteia: Bearer personal access key, rotated mid-run");
+    let credential = polyteia::access_key("pak-demo-1")
+        .origin(mocks.polyteia.base_url())
+        .build()?;
+    let mut api = AuthLayer::new(credential.clone()).layer(client.clone());
+    let url = format!("{}/api", mocks.polyteia.base_url());
+    let query = r#"{"query":"list_datasets","params":{}}"#;
+    send(&mut api, &mocks.polyteia, post(&url, query)).await?;
+    send(
+        &mut api,
+        &mocks.polyteia,
+        post(&url, r#"{"query":"restricted"}"#),
+    )
+    .await?;
+    println!("  (the key pak-demo-1 is deleted upstream; a new one is issued)");
+    mocks.polyteia.revoke_key("pak-demo-1");
+    mocks.polyteia.accept_key("pak-demo-2");
+    send(&mut api, &mocks.polyteia, post(&url, query)).await?;
+    credential.rotate("pak-demo-2")?;
+    println!("  (credential.rotate(..): every clone of the client sends the new key from now on)");
+    send(&mut api, &mocks.polyteia, post(&url, query)).await?;
+    println!(
+        "  rotating to \"pak demo 3\" is refused: {}",
+        credential.rotate("pak demo 3").unwrap_err()
+    );
+
+    section("Erathos: Authorization: Api-Key");
+    let credential = erathos::api_key("erathos-demo-key")
+        .origin(mocks.erathos.base_url())
+        .build()?;
+    let mut api = AuthLayer::new(credential).layer(client.clone());
+    let base = mocks.erathos.base_url();
+    send(
+        &mut api,
+        &mocks.erathos,
+        get(format!("{base}/developers/workspaces/ws1/jobs/")),
+    )
+    .await?;
+    let restricted = format!("{base}/developers/workspaces/restricted/jobs/");
+    send(&mut api, &mocks.erathos, get(restricted)).await?;
+    println!("  (the same client, pointed at the Akkio stand-in: the key stays home)");
+    let elsewhere = format!("{}/api/v1/models", mocks.akkio.base_url());
+    send(&mut api, &mocks.akkio, get(elsewhere)).await?;
+
+    section("Akool: x-api-key; errors arrive as HTTP 200 with a body code");
+    let credential = akool::api_key("akool-demo-key")
+        .origin(mocks.akool.base_url())
+        .build()?;
+    let mut api = AuthLayer::new(credential).layer(client.clone());
+    let url = format!("{}/api/open/v3/faceswap/quota/info", mocks.akool.base_url());
+    let mut stale = get(&url);
+    stale
+        .headers_mut()
+        .insert(AUTHORIZATION, "Bearer stale-token".parse()?);
+    println!("  (a stale Authorization header would shadow the key: the preset removes it)");
+    send(&mut api, &mocks.akool, stale).await?;
+    let mut bare = client.clone();
+    send(&mut bare, &mocks.akool, get(&url)).await?;
+    let banned = akool::api_key("akool-banned-key")
+        .origin(mocks.akool.base_url())
+        .build()?;
+    let mut api = AuthLayer::new(banned).layer(client.clone());
+    send(&mut api, &mocks.akool, get(&url)).await?;
+
+    section("Bad input is a typed error at construction, and names no secret");
+    for (what, result) in [
+        (
+            "a key with a trailing space",
+            akkio::api_key("akkio-demo-key ").build(),
+        ),
+        (
+            "a key with CR/LF",
+            akkio::api_key("key\r\nX-Injected: 1").build(),
+        ),
+        (
+            "an origin with userinfo",
+            akkio::api_key("k").origin("https://u:p@h").build(),
+        ),
+    ] {
+        println!("  {what:<28} -> {}", result.unwrap_err());
+    }
+    Ok(())
+}
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+fn get(url: impl AsRef<str>) -> Request<Full<Bytes>> {
+    Request::get(url.as_ref())
+        .body(Full::default())
+        .expect("a valid request")
+}
+
+fn post(url: &str, json: &'static str) -> Request<Full<Bytes>> {
+    Request::post(url)
+        .body(Full::new(Bytes::from_static(json.as_bytes())))
+        .expect("a valid request")
+}
+
+/// Sends `request`, then prints the credential headers the server received (redacted to their
+/// shape) and the response.
+async fn send<S>(api: &mut S, server: &MockServer, request: Request<Full<Bytes>>) -> Result
+where
+    S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>,
+    S::Error: Error + Send + Sync + 'static,
+{
+    let line = format!("{} {}", request.method(), request.uri().path());
+    let response = api.ready().await?.call(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    let arrived = server
+        .requests()
+        .pop()
+        .map(|r| r.headers)
+        .unwrap_or_default();
+    println!("  {line}");
+    println!("    sent     {}", credential_headers(&arrived));
+    println!("    received {status} {}", String::from_utf8_lossy(&body));
+    Ok(())
+}
+
+/// The auth headers that arrived, each value shown as its shape (`Bearer <10 bytes>`), never
+/// its content: even a demo does not print keys.
+fn credential_headers(headers: &HeaderMap) -> String {
+    let shown: Vec<String> = ["x-api-key", "authorization", "content-type"]
+        .into_iter()
+        .flat_map(|name| headers.get_all(name).iter().map(move |v| (name, v)))
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or("<binary>");
+            if name == "content-type" {
+                return format!("{name}: {value}");
+            }
+            match value.split_once(' ') {
+                Some((scheme, secret)) => format!("{name}: {scheme} <{} bytes>", secret.len()),
+                None => format!("{name}: <{} bytes>", value.len()),
+            }
+        })
+        .collect();
+    if shown.is_empty() {
+        "(no credential)".to_owned()
+    } else {
+        shown.join(", ")
+    }
+}
