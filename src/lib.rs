@@ -52,10 +52,12 @@ pub mod credential;
 pub mod mock;
 pub mod providers;
 mod secret;
+pub mod token;
 
-pub use self::client::{Auth, AuthLayer};
+pub use self::client::{Auth, AuthLayer, TokenAuth, TokenAuthLayer};
 pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origin, Placement};
 pub use self::secret::Secret;
+pub use self::token::{Token, TokenCredential, TokenError, TokenSource};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -28,6 +28,7 @@
 
 mod error;
 mod placement;
+mod rules;
 mod scope;
 
 use std::fmt;
@@ -40,6 +41,7 @@ use http::header::{HeaderName, HeaderValue};
 
 pub use self::error::CredentialError;
 pub use self::placement::Placement;
+pub(crate) use self::rules::{Rules, RulesBuilder};
 pub use self::scope::Origin;
 use self::scope::Scope;
 use crate::Secret;
@@ -60,12 +62,9 @@ pub struct Credential {
 }
 
 struct Shared {
-    placement: Placement,
+    rules: Rules,
     /// Replaced whole by `rotate` (a plain `store`: the new value does not depend on the old).
     value: ArcSwap<HeaderValue>,
-    scope: Scope,
-    strip: Box<[HeaderName]>,
-    defaults: Box<[(HeaderName, HeaderValue)]>,
 }
 
 impl Credential {
@@ -100,10 +99,10 @@ impl Credential {
     /// An invalid secret is refused with the same error [`CredentialBuilder::build`] gives,
     /// and the current secret stays in place.
     pub fn rotate(&self, secret: impl Into<Secret>) -> Result<(), CredentialError> {
-        let value = self.shared.placement.header_value(&secret.into())?;
+        let value = self.shared.rules.placement.header_value(&secret.into())?;
         self.shared.value.store(Arc::new(value));
         tracing::debug!(
-            header = %self.shared.placement.header_name(),
+            header = %self.shared.rules.placement.header_name(),
             "credential rotated"
         );
         Ok(())
@@ -111,12 +110,12 @@ impl Credential {
 
     /// Where the secret goes in a request.
     pub fn placement(&self) -> &Placement {
-        &self.shared.placement
+        &self.shared.rules.placement
     }
 
     /// The origins the credential is sent to, or `None` if it is sent to every origin.
     pub fn origins(&self) -> Option<&[Origin]> {
-        match &self.shared.scope {
+        match &self.shared.rules.scope {
             Scope::Any => None,
             Scope::Origins(origins) => Some(origins),
         }
@@ -134,8 +133,8 @@ impl Credential {
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")
-            .field("header", self.shared.placement.header_name())
-            .field("scheme", &self.shared.placement.scheme())
+            .field("header", self.shared.rules.placement.header_name())
+            .field("scheme", &self.shared.rules.placement.scheme())
             .field("origins", &self.origins())
             .field("secret", &format_args!("[redacted]"))
             .finish()
@@ -170,26 +169,10 @@ impl CachedCredential {
     /// headers the credential conflicts with, sets its header (replacing any value the request
     /// had), and adds the default headers the request lacks.
     pub(crate) fn attach<B>(&mut self, request: &mut Request<B>) {
-        let shared = &*self.credential.shared;
-        if !shared.scope.permits(request.uri()) {
-            tracing::debug!(
-                header = %shared.placement.header_name(),
-                host = request.uri().host().unwrap_or("<none>"),
-                "request goes outside the credential's origins; credential not attached"
-            );
-            return;
-        }
-        // One cached load per request: the value cannot change halfway through.
-        let value = HeaderValue::clone(self.value.load());
-        let headers = request.headers_mut();
-        for name in &shared.strip {
-            headers.remove(name);
-        }
-        headers.insert(shared.placement.header_name().clone(), value);
-        for (name, value) in &shared.defaults {
-            if !headers.contains_key(name) {
-                headers.insert(name.clone(), value.clone());
-            }
+        let rules = &self.credential.shared.rules;
+        if rules.permits(request.uri()) {
+            // One cached load per request: the value cannot change halfway through.
+            rules.apply(HeaderValue::clone(self.value.load()), request.headers_mut());
         }
     }
 }
@@ -202,27 +185,15 @@ impl CachedCredential {
 /// proxy).
 #[must_use = "call `.build()` to get the credential"]
 pub struct CredentialBuilder {
-    placement: Result<Placement, CredentialError>,
+    rules: RulesBuilder,
     secret: Secret,
-    origins: Vec<Origin>,
-    default_origin: Option<&'static str>,
-    any_origin: bool,
-    strip: Vec<HeaderName>,
-    defaults: Vec<(HeaderName, HeaderValue)>,
-    error: Option<CredentialError>,
 }
 
 impl CredentialBuilder {
     fn new(placement: Result<Placement, CredentialError>, secret: Secret) -> Self {
         Self {
-            placement,
+            rules: RulesBuilder::new(placement),
             secret,
-            origins: Vec::new(),
-            default_origin: None,
-            any_origin: false,
-            strip: Vec::new(),
-            defaults: Vec::new(),
-            error: None,
         }
     }
 
@@ -230,10 +201,7 @@ impl CredentialBuilder {
     /// base URL (`https://api.example.com/v1`): only scheme, host and port count. Replaces a
     /// preset's default origin.
     pub fn origin(mut self, url: impl AsRef<str>) -> Self {
-        match Origin::parse(url.as_ref()) {
-            Ok(origin) => self.origins.push(origin),
-            Err(err) => self.fail(err),
-        }
+        self.rules.origin(url.as_ref());
         self
     }
 
@@ -241,58 +209,37 @@ impl CredentialBuilder {
     /// other hosts. Only for clients that talk to one API and nothing else (a gRPC channel to
     /// one endpoint, say).
     pub fn any_origin(mut self) -> Self {
-        self.any_origin = true;
+        self.rules.any_origin();
         self
     }
 
     /// Removes this header from every request the credential is attached to. Akool, for one,
     /// lets `Authorization` shadow `x-api-key`, so its preset strips `Authorization`.
     pub fn strip_header(mut self, name: HeaderName) -> Self {
-        self.strip.push(name);
+        self.rules.strip_header(name);
         self
     }
 
     /// Adds this header to requests that do not have it. Polyteia, for one, requires
     /// `Content-Type: application/json` on every call.
     pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.defaults.push((name, value));
+        self.rules.default_header(name, value);
         self
     }
 
     pub(crate) fn default_origin(mut self, url: &'static str) -> Self {
-        self.default_origin = Some(url);
+        self.rules.default_origin(url);
         self
     }
 
-    fn fail(&mut self, err: CredentialError) {
-        self.error.get_or_insert(err);
-    }
-
     /// Validates everything and builds the credential.
-    pub fn build(mut self) -> Result<Credential, CredentialError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
-        let placement = self.placement?;
-        let value = placement.header_value(&self.secret)?;
-        let scope = if self.any_origin {
-            Scope::Any
-        } else {
-            if self.origins.is_empty() {
-                let default = self.default_origin.ok_or(CredentialError::NoOrigin)?;
-                self.origins.push(Origin::parse(default)?);
-            }
-            Scope::Origins(self.origins.into())
-        };
-        // The credential's own header is set, never stripped.
-        self.strip.retain(|name| name != placement.header_name());
+    pub fn build(self) -> Result<Credential, CredentialError> {
+        let value = self.rules.placement_ref()?.header_value(&self.secret)?;
+        let rules = self.rules.build()?;
         Ok(Credential {
             shared: Arc::new(Shared {
-                placement,
+                rules,
                 value: ArcSwap::from_pointee(value),
-                scope,
-                strip: self.strip.into(),
-                defaults: self.defaults.into(),
             }),
         })
     }
@@ -301,10 +248,8 @@ impl CredentialBuilder {
 impl fmt::Debug for CredentialBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CredentialBuilder")
-            .field("placement", &self.placement)
+            .field("rules", &self.rules)
             .field("secret", &self.secret)
-            .field("origins", &self.origins)
-            .field("any_origin", &self.any_origin)
-            .finish_non_exhaustive()
+            .finish()
     }
 }

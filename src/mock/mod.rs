@@ -27,6 +27,16 @@
 //! | Erathos | `Authorization: Api-Key` | 401 `{"detail"}` | 403 for workspace `restricted` | 200 JSON |
 //! | Akool | `Authorization: Bearer` wins over `x-api-key` | 200 `{"code": 1102}` / `{"code": 1101}` | 200 `{"code": 1200}` for banned keys | 200 `{"code": 1000}` |
 //!
+//! Token endpoints, counting every call ([`MockServer::token_request_count`]):
+//!
+//! - Akool: `POST /api/open/v3/getToken` with `{"clientId", "clientSecret"}` (an accepted key as
+//!   the secret) answers `{"code": 1000, "token"}`; a wrong secret gets code 1101.
+//! - Polyteia: `POST /rpc/auth/personalAccessKey/exchange` with `{"json": {"key"}}` answers
+//!   `{"json": {"token", "expiresAt", ...}}`; a wrong key gets 401.
+//!
+//! Issued tokens are accepted as `Authorization: Bearer` until [`MockServer::expire_tokens`];
+//! [`MockServer::set_token_fault`] makes the endpoint fail in the ways of [`TokenFault`].
+//!
 //! Every stand-in also answers `GET /_mock/redirect?to=<url>` with a `307` to `url`, to test
 //! what a credential does across redirects.
 
@@ -35,7 +45,9 @@ mod providers;
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use http::{HeaderMap, Method, Uri};
 use tokio::net::TcpListener;
@@ -77,16 +89,60 @@ pub struct MockServer {
     _shutdown: oneshot::Sender<()>,
 }
 
+/// How the token endpoint misbehaves, for fault-injection tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFault {
+    /// HTTP 500 with a plain-text body.
+    ServerError,
+    /// HTTP 200 with a body that is not JSON.
+    GarbageJson,
+    /// Akool: HTTP 200 with this body code instead of 1000.
+    ErrorCode(i64),
+    /// HTTP 200, success code, empty token.
+    EmptyToken,
+    /// Never answers (the connection stays open).
+    Stall,
+    /// Answers correctly after this delay.
+    Delay(Duration),
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     keys: Mutex<HashSet<String>>,
     banned: Mutex<HashSet<String>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    tokens: Mutex<HashSet<String>>,
+    token_requests: AtomicUsize,
+    token_fault: Mutex<Option<TokenFault>>,
+    token_ttl: Mutex<Option<Duration>>,
 }
 
 impl State {
     pub(crate) fn is_accepted(&self, key: &str) -> bool {
         lock(&self.keys).contains(key)
+    }
+
+    pub(crate) fn is_issued(&self, token: &str) -> bool {
+        lock(&self.tokens).contains(token)
+    }
+
+    /// Counts a token request and says how to answer it: `Err(fault)` or a fresh token.
+    pub(crate) fn token_request(&self) -> (usize, Option<TokenFault>) {
+        let n = self.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+        (n, *lock(&self.token_fault))
+    }
+
+    pub(crate) fn issue(&self, token: String) {
+        lock(&self.tokens).insert(token);
+    }
+
+    pub(crate) fn token_request_count(&self) -> usize {
+        self.token_requests.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn token_ttl(&self) -> Option<Duration> {
+        *lock(&self.token_ttl)
     }
 
     pub(crate) fn is_banned(&self, key: &str) -> bool {
@@ -157,6 +213,27 @@ impl MockServer {
     /// Treats `key` as belonging to a banned account (Akool answers code 1200).
     pub fn ban_key(&self, key: &str) {
         lock(&self.state.banned).insert(key.to_owned());
+    }
+
+    /// Makes the token endpoint misbehave (`Some`) or behave again (`None`).
+    pub fn set_token_fault(&self, fault: Option<TokenFault>) {
+        *lock(&self.state.token_fault) = fault;
+    }
+
+    /// Polyteia: the lifetime announced for exchanged tokens (`expiresAt`); default one hour.
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        *lock(&self.state.token_ttl) = Some(ttl);
+    }
+
+    /// Forgets every token issued so far: requests carrying one are rejected as expired
+    /// (Akool code 1101, Polyteia 401).
+    pub fn expire_tokens(&self) {
+        lock(&self.state.tokens).clear();
+    }
+
+    /// How many token requests (Akool getToken, Polyteia exchange) arrived, failed ones included.
+    pub fn token_request_count(&self) -> usize {
+        self.state.token_request_count()
     }
 
     /// Every request received so far, in arrival order.

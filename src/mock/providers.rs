@@ -8,12 +8,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State as AxumState};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 
-use super::{Provider, RecordedRequest, State};
+use super::{Provider, RecordedRequest, State, TokenFault};
 
 type Shared = Arc<State>;
 
@@ -24,7 +24,16 @@ pub(super) fn router(provider: Provider, state: Shared) -> Router {
         Provider::Erathos => axum::routing::any(erathos),
         Provider::Akool => axum::routing::any(akool),
     };
+    let tokens = match provider {
+        Provider::Akool => Router::new().route("/api/open/v3/getToken", post(akool_get_token)),
+        Provider::Polyteia => Router::new().route(
+            "/rpc/auth/personalAccessKey/exchange",
+            post(polyteia_exchange),
+        ),
+        _ => Router::new(),
+    };
     Router::new()
+        .merge(tokens)
         .route("/_mock/redirect", get(redirect))
         .fallback_service(api.with_state(Arc::clone(&state)))
         .with_state(state)
@@ -102,7 +111,8 @@ async fn polyteia(
     body: Bytes,
 ) -> Response {
     record(&state, &method, &uri, &headers);
-    if !authorization(&headers, "Bearer").is_some_and(|key| state.is_accepted(key)) {
+    let bearer = authorization(&headers, "Bearer");
+    if !bearer.is_some_and(|key| state.is_accepted(key) || state.is_issued(key)) {
         return error(
             StatusCode::UNAUTHORIZED,
             "error",
@@ -168,25 +178,108 @@ async fn akool(
 ) -> Response {
     record(&state, &method, &uri, &headers);
     // Akool's documented precedence: `Authorization` is used first, `x-api-key` discarded.
-    let credential = match headers.get(AUTHORIZATION) {
-        Some(_) => authorization(&headers, "Bearer"),
-        None => header(&headers, "x-api-key"),
+    // A bearer credential must be a token from getToken; `x-api-key` an API key.
+    const EXPIRED: &str = "Invalid authorization or The request token has expired";
+    let (code, msg) = match (headers.get(AUTHORIZATION), header(&headers, "x-api-key")) {
+        (Some(_), _) => match authorization(&headers, "Bearer") {
+            Some(token) if state.is_issued(token) => (1000, "OK"),
+            _ => (1101, EXPIRED),
+        },
+        (None, Some(key)) if state.is_banned(key) => (1200, "The account has been banned"),
+        (None, Some(key)) if state.is_accepted(key) => (1000, "OK"),
+        (None, Some(_)) => (1101, EXPIRED),
+        (None, None) => (1102, "Authorization cannot be empty"),
     };
-    let (code, msg) = match credential {
-        None if headers.contains_key(AUTHORIZATION) => (
-            1101,
-            "Invalid authorization or The request token has expired",
-        ),
-        None => (1102, "Authorization cannot be empty"),
-        Some(key) if state.is_banned(key) => (1200, "The account has been banned"),
-        Some(key) if state.is_accepted(key) => {
-            return Json(json!({ "code": 1000, "msg": "OK", "data": { "credit": 100 } }))
-                .into_response();
-        }
-        Some(_) => (
-            1101,
-            "Invalid authorization or The request token has expired",
-        ),
-    };
+    if code == 1000 {
+        return Json(json!({ "code": 1000, "msg": msg, "data": { "credit": 100 } }))
+            .into_response();
+    }
     Json(json!({ "code": code, "msg": msg })).into_response()
+}
+
+/// Answers a token request as the fault injected says; `None` means "answer normally".
+async fn token_fault(state: &State) -> Option<Response> {
+    let (_, fault) = state.token_request();
+    match fault? {
+        TokenFault::ServerError => {
+            Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
+        TokenFault::GarbageJson => {
+            Some(([(CONTENT_TYPE, "application/json")], "{\"code\": 10").into_response())
+        }
+        TokenFault::ErrorCode(code) => {
+            Some(Json(json!({ "code": code, "msg": "injected failure" })).into_response())
+        }
+        TokenFault::EmptyToken => Some(
+            Json(json!({ "code": 1000, "token": "", "json": { "token": "" } })).into_response(),
+        ),
+        TokenFault::Stall => std::future::pending().await,
+        TokenFault::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+    }
+}
+
+async fn akool_get_token(
+    AxumState(state): AxumState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, &method, &uri, &headers);
+    if let Some(fault) = token_fault(&state).await {
+        return fault;
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let secret = body.get("clientSecret").and_then(Value::as_str);
+    let has_id = body
+        .get("clientId")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty());
+    match secret {
+        Some(secret) if has_id && state.is_accepted(secret) => {
+            let token = format!("akool-token-{}", state.token_request_count());
+            state.issue(token.clone());
+            Json(json!({ "code": 1000, "token": token })).into_response()
+        }
+        _ => Json(json!({ "code": 1101, "msg": "Invalid authorization or The request token has expired" }))
+            .into_response(),
+    }
+}
+
+async fn polyteia_exchange(
+    AxumState(state): AxumState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, &method, &uri, &headers);
+    if let Some(fault) = token_fault(&state).await {
+        return fault;
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let key = body.pointer("/json/key").and_then(Value::as_str);
+    if !key.is_some_and(|key| state.is_accepted(key)) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "error",
+            "invalid personal access key",
+        );
+    }
+    let ttl = state
+        .token_ttl()
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let token = format!("polyteia-token-{}", state.token_request_count());
+    state.issue(token.clone());
+    let expires_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + ttl);
+    Json(json!({ "json": {
+        "token": token,
+        "expiresAt": expires_at.to_string(),
+        "organizationId": body.pointer("/json/organizationId").cloned().unwrap_or(Value::Null),
+        "scope": "organization",
+    }}))
+    .into_response()
 }

@@ -15,10 +15,20 @@
 //! # Ok::<(), tower_api_auth::CredentialError>(())
 //! ```
 
-use http::HeaderName;
-use http::header::AUTHORIZATION;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use crate::{Credential, CredentialBuilder, Secret};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{HeaderName, Request, Response, Uri};
+use http_body::Body;
+use http_body_util::Full;
+use tower::{BoxError, Service};
+
+use crate::token::http::post_json;
+use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource};
+use crate::{Credential, CredentialBuilder, CredentialError, Secret};
 
 /// Akool's OpenAPI origin (routes live under `/api/open/v3/` and `/api/open/v4/`).
 pub const BASE_URL: &str = "https://openapi.akool.com";
@@ -28,4 +38,232 @@ pub fn api_key(key: impl Into<Secret>) -> CredentialBuilder {
     Credential::header(HeaderName::from_static("x-api-key"), key)
         .strip_header(AUTHORIZATION)
         .default_origin(BASE_URL)
+}
+
+/// Akool's legacy client-credentials flow: `POST {base}/api/open/v3/getToken` with the client id
+/// and secret, then `Authorization: Bearer <token>` on every call.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+/// use tower_api_auth::providers::akool;
+///
+/// let http = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+/// let tokens = akool::client_credentials("client-id", "client-secret")
+///     .base_url("http://127.0.0.1:8080")
+///     .build(http)?;
+/// assert_eq!(tokens.generation(), None); // fetched on first use
+/// # Ok::<(), tower_api_auth::CredentialError>(())
+/// ```
+pub fn client_credentials(
+    client_id: impl Into<String>,
+    client_secret: impl Into<Secret>,
+) -> ClientCredentials {
+    ClientCredentials {
+        client_id: client_id.into(),
+        client_secret: client_secret.into(),
+        base_url: BASE_URL.to_owned(),
+    }
+}
+
+/// Configuration of Akool's client-credentials flow; see [`client_credentials`].
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    client_id: String,
+    client_secret: Secret,
+    base_url: String,
+}
+
+impl ClientCredentials {
+    /// Where Akool is (default [`BASE_URL`]): both the token endpoint and the only origin the
+    /// token is sent to.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// A [`TokenCredentialBuilder`] fetching through `http` (a hyper-util client, say), for
+    /// tuning refresh, timeouts or backoff before [`build`](TokenCredentialBuilder::build).
+    /// The token goes in `Authorization: Bearer`, and `x-api-key` is removed so that the two
+    /// never travel together.
+    pub fn token_builder<S, B>(self, http: S) -> TokenCredentialBuilder
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let origin = self.base_url.clone();
+        let token_url = format!(
+            "{}/api/open/v3/getToken",
+            self.base_url.trim_end_matches('/')
+        );
+        let source = GetToken {
+            token_url,
+            body: Arc::new(GetTokenBody {
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+            }),
+            http,
+        };
+        TokenCredential::builder(source)
+            .strip_header(HeaderName::from_static("x-api-key"))
+            .origin(origin)
+    }
+
+    /// Builds the token credential with the default tuning; nothing is fetched yet.
+    pub fn build<S, B>(self, http: S) -> Result<TokenCredential, CredentialError>
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send,
+        S::Error: Into<BoxError>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.token_builder(http).build()
+    }
+}
+
+/// The getToken call, as a [`TokenSource`].
+struct GetToken<S> {
+    token_url: String,
+    body: Arc<GetTokenBody>,
+    http: S,
+}
+
+struct GetTokenBody {
+    client_id: String,
+    client_secret: Secret,
+}
+
+impl serde::Serialize for GetTokenBody {
+    fn serialize<Se: serde::Serializer>(&self, serializer: Se) -> Result<Se::Ok, Se::Error> {
+        use serde::ser::SerializeStruct;
+        let mut body = serializer.serialize_struct("GetTokenBody", 2)?;
+        body.serialize_field("clientId", &self.client_id)?;
+        body.serialize_field("clientSecret", self.client_secret.expose())?;
+        body.end()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct GetTokenAnswer {
+    code: i64,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// Akool refused to issue a token: its body code and message (never the credentials sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Akool getToken answered code {code}{}", .msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct GetTokenError {
+    /// Akool's body code (`1101`: invalid credentials, ...), or the HTTP status when the answer
+    /// was not an Akool envelope.
+    pub code: i64,
+    /// Akool's message, if any.
+    pub msg: Option<String>,
+}
+
+impl<S, B> TokenSource for GetToken<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn fetch(&self) -> BoxFuture<'static, Result<Token, BoxError>> {
+        let http = self.http.clone();
+        let url = self.token_url.clone();
+        let body = Arc::clone(&self.body);
+        Box::pin(async move {
+            let uri: Uri = url.parse()?;
+            let (status, answer) = post_json(http, uri, serde_json::to_vec(&*body)?).await?;
+            let answer: GetTokenAnswer = serde_json::from_slice(&answer).map_err(|err| {
+                if status.is_success() {
+                    BoxError::from(format!("getToken answer is not Akool JSON: {err}"))
+                } else {
+                    BoxError::from(GetTokenError {
+                        code: i64::from(status.as_u16()),
+                        msg: status.canonical_reason().map(str::to_owned),
+                    })
+                }
+            })?;
+            if answer.code != SUCCESS {
+                return Err(GetTokenError {
+                    code: answer.code,
+                    msg: answer.msg,
+                }
+                .into());
+            }
+            let token = answer
+                .token
+                .filter(|token| !token.is_empty())
+                .ok_or("getToken answered code 1000 without a token")?;
+            let expiry = jwt_expiry(&token);
+            let token = Token::new(token);
+            Ok(match expiry {
+                Some(exp) => token.expires_at(exp),
+                None => token,
+            })
+        })
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying anything: it only schedules a refresh.
+/// `None` when the token is not a JWT or has no usable `exp`.
+fn jwt_expiry(token: &str) -> Option<SystemTime> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        exp: Option<u64>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp?))
+}
+
+/// Akool's success code.
+pub const SUCCESS: i64 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_expiry_is_read_when_present_and_ignored_otherwise() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwt = |claims: &str| {
+            format!(
+                "{}.{}.sig",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+                URL_SAFE_NO_PAD.encode(claims)
+            )
+        };
+        assert_eq!(
+            jwt_expiry(&jwt(r#"{"iat":1,"exp":2000000000}"#)),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
+        for token in [
+            jwt(r#"{"iat":1}"#),
+            jwt(r#"{"exp":"soon"}"#),
+            jwt("not json"),
+            "opaque-token".to_owned(),
+            "a.!!!.c".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(jwt_expiry(&token), None, "{token}");
+        }
+    }
 }

@@ -22,6 +22,13 @@ pub fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// An HTTP/2 (prior knowledge) client: thousands of concurrent requests share one connection.
+pub fn client_h2() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
 pub fn get(url: impl AsRef<str>) -> Request<Body> {
     Request::get(url.as_ref()).body(Body::default()).unwrap()
 }

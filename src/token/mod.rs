@@ -1,0 +1,40 @@
+//! Fetched credentials: access tokens obtained from a [`TokenSource`], cached in
+//! [`TokenCredential`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::time::Duration;
+//! use tower_api_auth::token::{Token, TokenCredential};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fetches = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&fetches);
+//! let tokens = TokenCredential::builder(move || {
+//!     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+//!     async move { Ok::<_, std::io::Error>(Token::new(format!("token-{n}")).expires_in(Duration::from_secs(3600))) }
+//! })
+//! .origin("https://api.example.com")
+//! .build()?;
+//!
+//! assert_eq!(tokens.generation(), None); // lazy: nothing fetched yet
+//! let (a, b) = tokio::join!(tokens.fetch(), tokens.fetch());
+//! assert_eq!((a?, b?), (1, 1)); // one fetch served both
+//! assert_eq!(fetches.load(Ordering::SeqCst), 1);
+//!
+//! tokens.invalidate();
+//! assert_eq!(tokens.fetch().await?, 2);
+//! # Ok(())
+//! # }
+//! ```
+
+mod credential;
+mod error;
+pub(crate) mod http;
+mod source;
+
+pub(crate) use self::credential::{Acquire, Current, CurrentCell};
+pub use self::credential::{TokenCredential, TokenCredentialBuilder};
+pub use self::error::{TokenError, TokenErrorKind};
+pub use self::source::{Token, TokenSource};
