@@ -167,7 +167,8 @@ where
             Acquire::Wait(flight) => ResponseFuture {
                 state: State::Acquiring {
                     flight,
-                    pending: Some((inner, request, self.tokens.clone())),
+                    // Boxed: the slow path is rare, and the future stays small for the fast one.
+                    pending: Some(Box::new((inner, request, self.tokens.clone()))),
                 },
             },
             Acquire::Refused(err) => ResponseFuture {
@@ -199,7 +200,7 @@ pin_project! {
     {
         Acquiring {
             flight: Flight,
-            pending: Option<(S, Request<B>, TokenCredential)>,
+            pending: Option<Box<(S, Request<B>, TokenCredential)>>,
         },
         Called {
             #[pin]
@@ -243,7 +244,7 @@ where
                 StateProj::Acquiring { flight, pending } => {
                     let result = ready!(Pin::new(flight).poll(cx));
                     let (mut inner, mut request, tokens) =
-                        pending.take().expect("polled after completion");
+                        *pending.take().expect("polled after completion");
                     match result {
                         Ok(current) => {
                             tokens

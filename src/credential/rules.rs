@@ -16,6 +16,7 @@ pub(crate) struct Rules {
 
 impl Rules {
     /// Whether a request to `uri` may carry the credential; says so in a `debug` event when not.
+    #[inline]
     pub(crate) fn permits(&self, uri: &Uri) -> bool {
         let permitted = self.scope.permits(uri);
         if !permitted {
@@ -30,6 +31,7 @@ impl Rules {
 
     /// Removes the headers the credential conflicts with, sets its own (replacing any value the
     /// request had), and adds the default headers the request lacks.
+    #[inline]
     pub(crate) fn apply(&self, value: HeaderValue, headers: &mut HeaderMap) {
         for name in &self.strip {
             headers.remove(name);

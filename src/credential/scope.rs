@@ -25,6 +25,8 @@ pub struct Origin {
     https: bool,
     host: Box<str>,
     port: u16,
+    /// `host:port`, to match the usual forms of a request's authority without parsing it.
+    host_port: Box<str>,
 }
 
 impl Origin {
@@ -51,15 +53,19 @@ impl Origin {
         if host.is_empty() {
             return Err(invalid("the host is missing"));
         }
+        let host = host.to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(default_port(https));
         Ok(Self {
             https,
-            host: host.to_ascii_lowercase().into(),
-            port: authority.port_u16().unwrap_or(default_port(https)),
+            host_port: format!("{host}:{port}").into(),
+            host: host.into(),
+            port,
         })
     }
 
     /// Whether a request to `uri` goes to this origin. A URI without scheme and host (an
     /// origin-form request target) matches no origin: where a request goes cannot be told.
+    #[inline]
     pub fn matches(&self, uri: &Uri) -> bool {
         let https = match uri.scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
@@ -69,12 +75,26 @@ impl Origin {
         let Some(authority) = uri.authority() else {
             return false;
         };
-        https == self.https
+        if https != self.https {
+            return false;
+        }
+        // The authority as written is almost always `host` or `host:port`: compare it whole,
+        // which is several times cheaper than taking it apart on every request.
+        let written = authority.as_str();
+        if written.eq_ignore_ascii_case(&self.host) {
+            return self.port == default_port(https);
+        }
+        if written.eq_ignore_ascii_case(&self.host_port) {
+            return true;
+        }
+        // Only userinfo (`user@host`) can still make it this origin.
+        written.contains('@')
             && authority.port_u16().unwrap_or(default_port(https)) == self.port
             && authority.host().eq_ignore_ascii_case(&self.host)
     }
 }
 
+#[inline]
 fn default_port(https: bool) -> u16 {
     if https { 443 } else { 80 }
 }
@@ -95,6 +115,7 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
+    #[inline]
     pub(crate) fn permits(&self, uri: &Uri) -> bool {
         match self {
             Scope::Any => true,
@@ -129,10 +150,39 @@ mod tests {
     }
 
     #[test]
+    fn every_way_of_writing_the_origin_matches_and_nothing_else_does() {
+        let origin = Origin::parse("https://API.example.com").unwrap();
+        for uri in [
+            "https://api.example.com/v1",
+            "https://API.EXAMPLE.COM",
+            "https://api.example.com:443/v1?q=1",
+            "https://user@api.example.com/v1",
+            "https://user:pw@api.example.com:443/",
+        ] {
+            assert!(origin.matches(&uri.parse().unwrap()), "{uri}");
+        }
+        for uri in [
+            "http://api.example.com/v1",
+            "https://api.example.com:8443/v1",
+            "https://api.example.com.evil.example/",
+            "https://evil.example/?api.example.com",
+            "https://api.example.co/",
+            "https://user@evil.example/",
+            "https://api.example.com@evil.example/",
+            "/v1",
+        ] {
+            assert!(!origin.matches(&uri.parse().unwrap()), "{uri}");
+        }
+    }
+
+    #[test]
     fn ports_default_by_scheme() {
         let origin = Origin::parse("http://127.0.0.1").unwrap();
         assert!(origin.matches(&"http://127.0.0.1:80/x".parse().unwrap()));
         assert!(!origin.matches(&"http://127.0.0.1:8080/x".parse().unwrap()));
         assert!(!origin.matches(&"/x".parse().unwrap()));
+        let ipv6 = Origin::parse("http://[::1]:8080").unwrap();
+        assert!(ipv6.matches(&"http://[::1]:8080/x".parse().unwrap()));
+        assert!(!ipv6.matches(&"http://[::1]/x".parse().unwrap()));
     }
 }

@@ -1,0 +1,251 @@
+//! The cached-token path, against the static credential layer and an `RwLock` cache, on one
+//! and two threads; and a cold start with 10,000 concurrent callers.
+//!
+//! Run: `cargo bench --bench tokens`.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use futures::FutureExt;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service, ServiceExt};
+use tower_api_auth::client::TokenAuthLayer;
+use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth::{AuthLayer, Credential};
+
+const URL: &str = "https://api.example.com/v1/things";
+
+/// The inner service: answers at once, so only the layer is measured.
+#[derive(Clone)]
+struct Bare;
+
+impl Service<Request<()>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<()>) -> Self::Future {
+        drop(request);
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// The obvious alternative to arc-swap: a token behind an `RwLock`, read on every request.
+#[derive(Clone)]
+struct RwLockAuth<S> {
+    inner: S,
+    token: Arc<RwLock<HeaderValue>>,
+}
+
+impl<S: Service<Request<()>>> Service<Request<()>> for RwLockAuth<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<()>) -> Self::Future {
+        let value = self.token.read().unwrap().clone();
+        request.headers_mut().insert(AUTHORIZATION, value);
+        self.inner.call(request)
+    }
+}
+
+fn request() -> Request<()> {
+    Request::get(URL).body(()).unwrap()
+}
+
+/// One request through `service`, driven without a runtime (every future here is ready).
+fn once<S>(service: &mut S, request: Request<()>)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let response = service.call(request).now_or_never().expect("ready");
+    std::hint::black_box(response.expect("ok"));
+}
+
+fn cached_token() -> TokenCredential {
+    let tokens = TokenCredential::builder(|| async { Ok::<_, Infallible>(Token::new("token")) })
+        .origin("https://api.example.com")
+        .build()
+        .unwrap();
+    tokens.swap(Token::new("cached-token")).unwrap();
+    tokens
+}
+
+const NAMES: [&str; 4] = [
+    "bare",
+    "static AuthLayer",
+    "TokenAuthLayer (cached)",
+    "RwLock<HeaderValue>",
+];
+
+/// One request through one variant's service.
+type Call = Box<dyn FnMut(Request<()>) + Send>;
+
+/// What the services of one run share, as clones of one client would.
+struct Shared {
+    credential: Credential,
+    tokens: TokenCredential,
+    lock: Arc<RwLock<HeaderValue>>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            credential: Credential::bearer("cached-token")
+                .origin("https://api.example.com")
+                .build()
+                .unwrap(),
+            tokens: cached_token(),
+            // Built at run time, as a fetched token is (a static value would clone for free).
+            lock: Arc::new(RwLock::new(
+                HeaderValue::try_from(String::from("Bearer cached-token")).unwrap(),
+            )),
+        }
+    }
+
+    /// A service of variant `index` (see `NAMES`), as a closure that sends one request.
+    fn variant(&self, index: usize) -> Call {
+        match index {
+            0 => {
+                let mut s = Bare;
+                Box::new(move |r| once(&mut s, r))
+            }
+            1 => {
+                let mut s = AuthLayer::new(self.credential.clone()).layer(Bare);
+                Box::new(move |r| once(&mut s, r))
+            }
+            2 => {
+                let mut s = TokenAuthLayer::new(self.tokens.clone()).layer(Bare);
+                Box::new(move |r| once(&mut s, r))
+            }
+            _ => {
+                let mut s = RwLockAuth {
+                    inner: Bare,
+                    token: Arc::clone(&self.lock),
+                };
+                Box::new(move |r| once(&mut s, r))
+            }
+        }
+    }
+}
+
+fn one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("token/1 thread");
+    let shared = Shared::new();
+    for (index, name) in NAMES.into_iter().enumerate() {
+        let mut call = shared.variant(index);
+        group.bench_function(name, |b| {
+            b.iter_batched(request, &mut call, BatchSize::SmallInput)
+        });
+    }
+    group.finish();
+}
+
+/// Two threads, each with its own clone of the service, sharing one credential.
+fn two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("token/2 threads");
+    for (index, name) in NAMES.into_iter().enumerate() {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| two_thread_run(index, iters))
+        });
+    }
+    group.finish();
+}
+
+/// Per-request time as each thread sees it while the other runs alongside.
+fn two_thread_run(index: usize, iters: u64) -> Duration {
+    let shared = Shared::new();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let mut call = shared.variant(index);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let requests: Vec<_> = (0..iters).map(|_| request()).collect();
+                barrier.wait();
+                let start = Instant::now();
+                for request in requests {
+                    call(request);
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    let total: Duration = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    total / 2
+}
+
+/// 10,000 callers arrive at a cold cache at once; one fetch serves them all.
+fn cold_start(c: &mut Criterion) {
+    const CALLERS: usize = 10_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("token/cold start");
+    group.sample_size(10);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let mut runs = 0;
+    group.bench_function("10,000 concurrent callers", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let counter = Arc::clone(&fetches);
+                let tokens = TokenCredential::builder(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    async {
+                        tokio::task::yield_now().await;
+                        Ok::<_, Infallible>(Token::new("token"))
+                    }
+                })
+                .any_origin()
+                .build()
+                .unwrap();
+                let api = TokenAuthLayer::new(tokens).layer(Bare);
+                runs += 1;
+                elapsed += runtime.block_on(async {
+                    let start = Instant::now();
+                    let callers: Vec<_> = (0..CALLERS)
+                        .map(|_| tokio::spawn(api.clone().oneshot(request())))
+                        .collect();
+                    for caller in callers {
+                        caller.await.unwrap().unwrap();
+                    }
+                    start.elapsed()
+                });
+            }
+            elapsed
+        })
+    });
+    group.finish();
+    println!(
+        "cold start: {} fetches over {runs} runs of {CALLERS} callers",
+        fetches.load(Ordering::Relaxed)
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = one_thread, two_threads, cold_start
+}
+criterion_main!(benches);
