@@ -20,13 +20,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::AuthLayer;
 use tower_api_auth::mock::{MockProviders, MockServer};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
+use tower_api_auth::{AuthLayer, TokenAuthLayer};
 use tracing_subscriber::EnvFilter;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
+type Result<T = (), E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
 
 #[tokio::main]
 async fn main() -> Result {
@@ -134,6 +134,27 @@ async fn main() -> Result {
     let mut api = AuthLayer::new(banned).layer(client.clone());
     send(&mut api, &mocks.akool, get(&url)).await?;
 
+    section("Akool client credentials: a token fetched once, lazily, for everyone");
+    mocks.akool.accept_key("akool-client-secret");
+    let tokens = akool::client_credentials("akool-client-id", "akool-client-secret")
+        .base_url(mocks.akool.base_url())
+        .build(client.clone())?;
+    println!(
+        "  before any request: {} token fetches",
+        tokens.fetch_count()
+    );
+    let api = TokenAuthLayer::new(tokens.clone()).layer(client.clone());
+    let burst = (0..100).map(|_| api.clone().oneshot(get(&url)));
+    let responses = futures::future::try_join_all(burst).await?;
+    println!(
+        "  100 concurrent requests: {} answered, {} token fetch (getToken called {} time)",
+        responses.len(),
+        tokens.fetch_count(),
+        mocks.akool.token_request_count()
+    );
+    let mut api = api;
+    send(&mut api, &mocks.akool, get(&url)).await?;
+
     section("Bad input is a typed error at construction, and names no secret");
     for (what, result) in [
         (
@@ -175,10 +196,16 @@ fn post(url: &str, json: &'static str) -> Request<Full<Bytes>> {
 async fn send<S>(api: &mut S, server: &MockServer, request: Request<Full<Bytes>>) -> Result
 where
     S: Service<Request<Full<Bytes>>, Response = http::Response<hyper::body::Incoming>>,
-    S::Error: Error + Send + Sync + 'static,
+    S::Error: Into<Box<dyn Error + Send + Sync>>,
 {
     let line = format!("{} {}", request.method(), request.uri().path());
-    let response = api.ready().await?.call(request).await?;
+    let response = api
+        .ready()
+        .await
+        .map_err(Into::into)?
+        .call(request)
+        .await
+        .map_err(Into::into)?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     let arrived = server

@@ -154,27 +154,38 @@ where
             rules.apply(current.value.clone(), request.headers_mut());
             return ResponseFuture::called(self.inner.call(request));
         }
-        // No token yet: wait for one with the service that was made ready, and leave a clone
-        // behind for the next call (it will be made ready in its own `poll_ready`).
+        self.wait_for_token(request)
+    }
+}
+
+impl<S> TokenAuth<S> {
+    /// The rare path, kept out of line so the cached path stays small: no token is cached.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_token<B>(&mut self, mut request: Request<B>) -> ResponseFuture<S, B>
+    where
+        S: Service<Request<B>> + Clone,
+    {
+        // Wait with the service that was made ready, and leave a clone behind for the next
+        // call (it is made ready by its own `poll_ready`).
         let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        match self.tokens.acquire() {
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = match self.tokens.acquire() {
             Acquire::Ready(current) => {
+                let rules = self.tokens.rules();
                 rules.apply(current.value.clone(), request.headers_mut());
-                let mut inner = inner;
-                ResponseFuture::called(inner.call(request))
+                State::Called {
+                    future: inner.call(request),
+                }
             }
-            Acquire::Wait(flight) => ResponseFuture {
-                state: State::Acquiring {
-                    flight,
-                    // Boxed: the slow path is rare, and the future stays small for the fast one.
-                    pending: Some(Box::new((inner, request, self.tokens.clone()))),
-                },
+            Acquire::Wait(flight) => State::Acquiring {
+                flight,
+                // Boxed, so that the future stays small for the cached path.
+                pending: Some(Box::new((inner, request, self.tokens.clone()))),
             },
-            Acquire::Refused(err) => ResponseFuture {
-                state: State::Failed { error: Some(err) },
-            },
-        }
+            Acquire::Refused(err) => State::Failed { error: Some(err) },
+        };
+        ResponseFuture { state }
     }
 }
 
