@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::header::AUTHORIZATION;
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
+use http_body_util::Empty;
 use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::token::{Token, TokenCredential};
@@ -21,11 +23,14 @@ use tower_api_auth::{AuthLayer, Credential};
 
 const URL: &str = "https://api.example.com/v1/things";
 
+/// Every variant sends the same (empty, replayable) body.
+type Body = Empty<Bytes>;
+
 /// The inner service: answers at once, so only the layer is measured.
 #[derive(Clone)]
 struct Bare;
 
-impl Service<Request<()>> for Bare {
+impl Service<Request<Body>> for Bare {
     type Response = Response<()>;
     type Error = Infallible;
     type Future = Ready<Result<Response<()>, Infallible>>;
@@ -34,7 +39,7 @@ impl Service<Request<()>> for Bare {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<()>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         drop(request);
         ready(Ok(Response::new(())))
     }
@@ -47,7 +52,7 @@ struct RwLockAuth<S> {
     token: Arc<RwLock<HeaderValue>>,
 }
 
-impl<S: Service<Request<()>>> Service<Request<()>> for RwLockAuth<S> {
+impl<S: Service<Request<Body>>> Service<Request<Body>> for RwLockAuth<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
@@ -56,21 +61,21 @@ impl<S: Service<Request<()>>> Service<Request<()>> for RwLockAuth<S> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<()>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let value = self.token.read().unwrap().clone();
         request.headers_mut().insert(AUTHORIZATION, value);
         self.inner.call(request)
     }
 }
 
-fn request() -> Request<()> {
-    Request::get(URL).body(()).unwrap()
+fn request() -> Request<Body> {
+    Request::get(URL).body(Body::new()).unwrap()
 }
 
 /// One request through `service`, driven without a runtime (every future here is ready).
-fn once<S>(service: &mut S, request: Request<()>)
+fn once<S>(service: &mut S, request: Request<Body>)
 where
-    S: Service<Request<()>>,
+    S: Service<Request<Body>>,
     S::Error: std::fmt::Debug,
 {
     let response = service.call(request).now_or_never().expect("ready");
@@ -86,15 +91,16 @@ fn cached_token() -> TokenCredential {
     tokens
 }
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "bare",
     "static AuthLayer",
-    "TokenAuthLayer (cached)",
+    "TokenAuthLayer (cached, no replay)",
+    "TokenAuthLayer (cached, replay on)",
     "RwLock<HeaderValue>",
 ];
 
 /// One request through one variant's service.
-type Call = Box<dyn FnMut(Request<()>) + Send>;
+type Call = Box<dyn FnMut(Request<Body>) + Send>;
 
 /// What the services of one run share, as clones of one client would.
 struct Shared {
@@ -130,6 +136,11 @@ impl Shared {
                 Box::new(move |r| once(&mut s, r))
             }
             2 => {
+                let layer = TokenAuthLayer::new(self.tokens.clone()).without_replay();
+                let mut s = layer.layer(Bare);
+                Box::new(move |r| once(&mut s, r))
+            }
+            3 => {
                 let mut s = TokenAuthLayer::new(self.tokens.clone()).layer(Bare);
                 Box::new(move |r| once(&mut s, r))
             }

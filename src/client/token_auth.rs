@@ -1,32 +1,48 @@
-//! Attach a fetched access token to outgoing requests.
+//! Attach a fetched access token to outgoing requests, and replay a request once when the API
+//! rejects the token.
 //!
 //! # Example
 //!
 //! ```
-//! use http::{Request, Response};
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //! use tower_api_auth::client::TokenAuthLayer;
 //! use tower_api_auth::token::{Token, TokenCredential};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), tower::BoxError> {
-//! let tokens = TokenCredential::builder(|| async { Ok::<_, std::io::Error>(Token::new("t0k3n")) })
-//!     .origin("https://api.example.com")
-//!     .build()?;
+//! let fetches = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&fetches);
+//! let tokens = TokenCredential::builder(move || {
+//!     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+//!     async move { Ok::<_, std::io::Error>(Token::new(format!("token-{n}"))) }
+//! })
+//! .origin("https://api.example.com")
+//! .build()?;
 //!
-//! // Any `Service<Request<B>>`: a hyper-util client in real code.
-//! let client = tower::service_fn(|request: Request<()>| async move {
-//!     let auth = request.headers().get("authorization").cloned();
-//!     Ok::<_, std::convert::Infallible>(Response::new(auth))
+//! // Any `Service<Request<B>>`: a hyper-util client in real code. This API has revoked
+//! // `token-1`.
+//! let api = tower::service_fn(|request: Request<Full<Bytes>>| async move {
+//!     let status = match request.headers()["authorization"].to_str()? {
+//!         "Bearer token-1" => StatusCode::UNAUTHORIZED,
+//!         _ => StatusCode::OK,
+//!     };
+//!     Ok::<_, tower::BoxError>(Response::builder().status(status).body(())?)
 //! });
 //! let mut client = ServiceBuilder::new()
 //!     .layer(TokenAuthLayer::new(tokens.clone()))
-//!     .service(client);
+//!     .service(api);
 //!
-//! let request = Request::get("https://api.example.com/v1/things").body(())?;
+//! // Fetched on first use; rejected; refetched once and replayed once.
+//! let request = Request::post("https://api.example.com/v1/things").body(Full::from("{}"))?;
 //! let response = client.ready().await?.call(request).await?;
-//! assert_eq!(response.into_body().unwrap(), "Bearer t0k3n");
-//! assert_eq!(tokens.fetch_count(), 1);
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(tokens.generation(), Some(2));
+//! assert_eq!(fetches.load(Ordering::SeqCst), 2);
 //! # Ok(())
 //! # }
 //! ```
@@ -38,11 +54,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use arc_swap::Cache;
-use http::Request;
+use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower::{BoxError, Layer, Service};
 
-use crate::token::{Acquire, Current, TokenCredential, TokenError};
+use super::replay::{ReplayBody, try_clone_request};
+use crate::token::{Acquire, Current, CurrentCell, TokenCredential, TokenError, TokenErrorKind};
 
 /// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
 /// requests.
@@ -51,12 +68,26 @@ use crate::token::{Acquire, Current, TokenCredential, TokenError};
 #[derive(Clone)]
 pub struct TokenAuthLayer {
     tokens: TokenCredential,
+    replay: bool,
 }
 
 impl TokenAuthLayer {
-    /// Attaches the tokens of `tokens` to every request bound for one of its origins.
+    /// Attaches the tokens of `tokens` to every request bound for one of its origins; a request
+    /// answered `401 Unauthorized` reports its token as rejected and is replayed once with a
+    /// new one.
     pub fn new(tokens: TokenCredential) -> Self {
-        Self { tokens }
+        Self {
+            tokens,
+            replay: true,
+        }
+    }
+
+    /// Attaches tokens only: no request is copied for a replay, and a rejection is the
+    /// caller's to handle (see [`TokenCredential::rejected`]). The cheapest setting, for tokens
+    /// whose expiry is known and refreshed ahead.
+    pub fn without_replay(mut self) -> Self {
+        self.replay = false;
+        self
     }
 }
 
@@ -64,7 +95,12 @@ impl<S> Layer<S> for TokenAuthLayer {
     type Service = TokenAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TokenAuth::new(inner, self.tokens.clone())
+        TokenAuth {
+            current: self.tokens.cached(),
+            inner,
+            tokens: self.tokens.clone(),
+            replay: self.replay,
+        }
     }
 }
 
@@ -72,34 +108,38 @@ impl fmt::Debug for TokenAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenAuthLayer")
             .field("tokens", &self.tokens)
+            .field("replay", &self.replay)
             .finish()
     }
 }
 
 /// Middleware that attaches the cached access token to every request bound for one of the
-/// credential's origins, fetching one first when none is cached.
+/// credential's origins, fetching one first when none is cached, and replays a request once
+/// when the API rejects its token.
 ///
-/// With a token cached, a request costs a cached pointer check and a header insert, and the
-/// response future is the inner service's own (wrapped, not boxed). Without one, the request
-/// waits for the single fetch that all waiting requests share. Errors are the inner service's,
-/// boxed, or a [`TokenError`].
+/// - With a token cached, a request costs a cached pointer check, a header insert and (with
+///   replay on) a copy of the request for the replay.
+/// - Without one, the request waits for the single fetch that all waiting requests share.
+/// - On a `401`, the token's generation is reported to the [`TokenCredential`] (one refetch
+///   for all the requests rejected with that generation), and the request is replayed once with
+///   the new token. A second rejection is a [`TokenErrorKind::RejectedAfterReplay`] error, never
+///   a loop; a request whose body cannot be copied fails with
+///   [`TokenErrorKind::NotReplayable`].
 ///
-/// See the [module docs](self) for an example.
+/// Errors are the inner service's, boxed, or a [`TokenError`]. See the [module docs](self) for
+/// an example.
 #[derive(Clone)]
 pub struct TokenAuth<S> {
     inner: S,
     tokens: TokenCredential,
-    current: Cache<crate::token::CurrentCell, Option<Arc<Current>>>,
+    current: Cache<CurrentCell, Option<Arc<Current>>>,
+    replay: bool,
 }
 
 impl<S> TokenAuth<S> {
-    /// Wraps `inner`, attaching the tokens of `tokens` to its requests.
+    /// Wraps `inner`, attaching the tokens of `tokens` to its requests (replay on).
     pub fn new(inner: S, tokens: TokenCredential) -> Self {
-        Self {
-            current: tokens.cached(),
-            inner,
-            tokens,
-        }
+        TokenAuthLayer::new(tokens).layer(inner)
     }
 
     /// Returns a new [`Layer`] that wraps services with a [`TokenAuth`] middleware.
@@ -128,16 +168,18 @@ impl<S: fmt::Debug> fmt::Debug for TokenAuth<S> {
         f.debug_struct("TokenAuth")
             .field("inner", &self.inner)
             .field("tokens", &self.tokens)
+            .field("replay", &self.replay)
             .finish()
     }
 }
 
-impl<S, B> Service<Request<B>> for TokenAuth<S>
+impl<S, B, ResBody> Service<Request<B>> for TokenAuth<S>
 where
-    S: Service<Request<B>> + Clone,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
+    B: ReplayBody,
 {
-    type Response = S::Response;
+    type Response = Response<ResBody>;
     type Error = BoxError;
     type Future = ResponseFuture<S, B>;
 
@@ -146,15 +188,19 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if !self.tokens.rules().permits(request.uri()) {
+            let future = self.inner.call(request);
+            return ResponseFuture::new(State::Final { future });
+        }
+        let Some(current) = self.current.load() else {
+            return self.wait_for_token(request);
+        };
+        let generation = current.generation;
         let rules = self.tokens.rules();
-        if !rules.permits(request.uri()) {
-            return ResponseFuture::called(self.inner.call(request));
-        }
-        if let Some(current) = self.current.load() {
-            rules.apply(current.value.clone(), request.headers_mut());
-            return ResponseFuture::called(self.inner.call(request));
-        }
-        self.wait_for_token(request)
+        rules.apply(current.value.clone(), request.headers_mut());
+        let replay = Replay::prepare(self.replay, &self.inner, &self.tokens, &request, generation);
+        let future = self.inner.call(request);
+        ResponseFuture::new(State::Sent { future, replay })
     }
 }
 
@@ -162,32 +208,110 @@ impl<S> TokenAuth<S> {
     /// The rare path, kept out of line so the cached path stays small: no token is cached.
     #[cold]
     #[inline(never)]
-    fn wait_for_token<B>(&mut self, mut request: Request<B>) -> ResponseFuture<S, B>
+    fn wait_for_token<B>(&mut self, request: Request<B>) -> ResponseFuture<S, B>
     where
         S: Service<Request<B>> + Clone,
+        B: ReplayBody,
     {
         // Wait with the service that was made ready, and leave a clone behind for the next
         // call (it is made ready by its own `poll_ready`).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let state = match self.tokens.acquire() {
-            Acquire::Ready(current) => {
-                let rules = self.tokens.rules();
-                rules.apply(current.value.clone(), request.headers_mut());
-                State::Called {
-                    future: inner.call(request),
-                }
-            }
-            Acquire::Wait(flight) => State::Acquiring {
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let first = First {
+            inner,
+            request,
+            tokens: self.tokens.clone(),
+            replay: self.replay,
+        };
+        ResponseFuture::new(match self.tokens.acquire() {
+            Acquire::Ready(current) => first.send(&current),
+            // Boxed, so that the future stays small for the cached path.
+            Acquire::Wait(flight) => State::Fetching {
                 flight,
-                // Boxed, so that the future stays small for the cached path.
-                pending: Some(Box::new((inner, request, self.tokens.clone()))),
+                first: Some(Box::new(first)),
             },
             Acquire::Refused(err) => State::Failed { error: Some(err) },
-        };
-        ResponseFuture { state }
+        })
     }
 }
+
+/// A request waiting for the first token, with the (ready) service to send it with.
+struct First<S, B> {
+    inner: S,
+    request: Request<B>,
+    tokens: TokenCredential,
+    replay: bool,
+}
+
+impl<S, B> First<S, B>
+where
+    S: Service<Request<B>> + Clone,
+    B: ReplayBody,
+{
+    fn send(self, current: &Current) -> State<S, B> {
+        let First {
+            mut inner,
+            mut request,
+            tokens,
+            replay,
+        } = self;
+        let generation = current.generation;
+        tokens
+            .rules()
+            .apply(current.value.clone(), request.headers_mut());
+        let replay = Replay::prepare(replay, &inner, &tokens, &request, generation);
+        State::Sent {
+            future: inner.call(request),
+            replay,
+        }
+    }
+}
+
+/// What a replay needs, taken before the request is sent.
+enum Replay<S, B> {
+    /// Replay is turned off.
+    Off,
+    /// A copy of the request and a service to send it with.
+    Ready(Box<Pending<S, B>>),
+    /// The body cannot be copied: a rejection is reported (so later requests get a new token)
+    /// but not replayed.
+    NotReplayable(TokenCredential, u64),
+}
+
+/// A copy of a request to send again, with the service to send it and the generation of the
+/// token it was first sent with.
+struct Pending<S, B> {
+    inner: S,
+    request: Request<B>,
+    tokens: TokenCredential,
+    generation: u64,
+}
+
+impl<S: Clone, B: ReplayBody> Replay<S, B> {
+    fn prepare(
+        enabled: bool,
+        inner: &S,
+        tokens: &TokenCredential,
+        request: &Request<B>,
+        generation: u64,
+    ) -> Self {
+        if !enabled {
+            return Replay::Off;
+        }
+        match try_clone_request(request) {
+            Some(request) => Replay::Ready(Box::new(Pending {
+                inner: inner.clone(),
+                request,
+                tokens: tokens.clone(),
+                generation,
+            })),
+            None => Replay::NotReplayable(tokens.clone(), generation),
+        }
+    }
+}
+
+type Flight =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<Current>, TokenError>>>;
 
 pin_project! {
     /// Response future of [`TokenAuth`].
@@ -200,20 +324,40 @@ pin_project! {
     }
 }
 
-type Flight =
-    futures::future::Shared<futures::future::BoxFuture<'static, Result<Arc<Current>, TokenError>>>;
-
 pin_project! {
     #[project = StateProj]
     enum State<S, B>
     where
         S: Service<Request<B>>,
     {
-        Acquiring {
+        // No token was cached: waiting for the shared fetch.
+        Fetching {
             flight: Flight,
-            pending: Option<Box<(S, Request<B>, TokenCredential)>>,
+            first: Option<Box<First<S, B>>>,
         },
-        Called {
+        // Sent with a token; a rejection leads to one replay.
+        Sent {
+            #[pin]
+            future: S::Future,
+            replay: Replay<S, B>,
+        },
+        // Rejected: waiting for the token that replaces the rejected generation.
+        Refetching {
+            flight: Flight,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // The new token is known: waiting for the service to be ready for the replay.
+        Readying {
+            value: HeaderValue,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // The one replay: a rejection now is final.
+        Replayed {
+            #[pin]
+            future: S::Future,
+        },
+        // Sent without a token (outside the credential's origins): the answer is final.
+        Final {
             #[pin]
             future: S::Future,
         },
@@ -227,46 +371,105 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    fn called(future: S::Future) -> Self {
-        Self {
-            state: State::Called { future },
-        }
+    fn new(state: State<S, B>) -> Self {
+        Self { state }
     }
 }
 
-impl<S, B> Future for ResponseFuture<S, B>
+/// Whether a response says the API rejected the token (expired, revoked, invalid).
+fn rejected<T>(response: &Response<T>) -> bool {
+    response.status() == StatusCode::UNAUTHORIZED
+}
+
+fn failure(kind: TokenErrorKind) -> BoxError {
+    TokenError::new(kind, None).into()
+}
+
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
+    B: ReplayBody,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<Response<ResBody>, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let mut this = self.as_mut().project();
             let next = match this.state.as_mut().project() {
-                StateProj::Called { future } => {
-                    return future.poll(cx).map_err(Into::into);
-                }
-                StateProj::Failed { error } => {
-                    let error = error.take().expect("polled after completion");
-                    return Poll::Ready(Err(error.into()));
-                }
-                StateProj::Acquiring { flight, pending } => {
-                    let result = ready!(Pin::new(flight).poll(cx));
-                    let (mut inner, mut request, tokens) =
-                        *pending.take().expect("polled after completion");
-                    match result {
-                        Ok(current) => {
-                            tokens
-                                .rules()
-                                .apply(current.value.clone(), request.headers_mut());
-                            State::Called {
-                                future: inner.call(request),
+                StateProj::Sent { future, replay } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if !rejected(&response) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    match std::mem::replace(replay, Replay::Off) {
+                        Replay::Off => return Poll::Ready(Ok(response)),
+                        Replay::NotReplayable(tokens, generation) => {
+                            // This request cannot be replayed, but the ones after it get a
+                            // new token: the refetch runs in its own task.
+                            drop(tokens.reject(generation));
+                            return Poll::Ready(Err(failure(TokenErrorKind::NotReplayable)));
+                        }
+                        Replay::Ready(pending) => {
+                            tracing::debug!(
+                                generation = pending.generation,
+                                "token rejected; replaying the request once with a new token"
+                            );
+                            match pending.tokens.reject(pending.generation) {
+                                Acquire::Ready(current) => State::Readying {
+                                    value: current.value.clone(),
+                                    pending: Some(pending),
+                                },
+                                Acquire::Wait(flight) => State::Refetching {
+                                    flight,
+                                    pending: Some(pending),
+                                },
+                                Acquire::Refused(err) => return Poll::Ready(Err(err.into())),
                             }
                         }
-                        Err(error) => State::Failed { error: Some(error) },
                     }
+                }
+                StateProj::Refetching { flight, pending } => {
+                    let current = ready!(Pin::new(flight).poll(cx))?;
+                    State::Readying {
+                        value: current.value.clone(),
+                        pending: pending.take(),
+                    }
+                }
+                StateProj::Readying { value, pending } => {
+                    let ready = pending.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    ready!(ready.inner.poll_ready(cx)).map_err(Into::into)?;
+                    let Pending {
+                        mut inner,
+                        mut request,
+                        tokens,
+                        ..
+                    } = *pending.take().expect(POLLED_AFTER_COMPLETION);
+                    tokens.rules().apply(value.clone(), request.headers_mut());
+                    State::Replayed {
+                        future: inner.call(request),
+                    }
+                }
+                StateProj::Replayed { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if rejected(&response) {
+                        tracing::warn!("the replayed request was rejected too");
+                        return Poll::Ready(Err(failure(TokenErrorKind::RejectedAfterReplay)));
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Final { future } => {
+                    return future.poll(cx).map_err(Into::into);
+                }
+                StateProj::Fetching { flight, first } => {
+                    let current = ready!(Pin::new(flight).poll(cx))?;
+                    first.take().expect(POLLED_AFTER_COMPLETION).send(&current)
+                }
+                StateProj::Failed { error } => {
+                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                    return Poll::Ready(Err(error.into()));
                 }
             };
             this.state.set(next);

@@ -49,9 +49,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot, watch};
 
 /// The provider a [`MockServer`] plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +77,8 @@ pub struct RecordedRequest {
     pub uri: Uri,
     /// Every header that arrived, duplicates included.
     pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
 }
 
 /// One provider stand-in listening on loopback; it stops when dropped.
@@ -116,6 +119,15 @@ pub(crate) struct State {
     token_requests: AtomicUsize,
     token_fault: Mutex<Option<TokenFault>>,
     token_ttl: Mutex<Option<Duration>>,
+    hold: Mutex<Option<Arc<HoldState>>>,
+}
+
+/// Requests held at the stand-in until the test releases them.
+#[derive(Debug)]
+struct HoldState {
+    expected: usize,
+    arrived: watch::Sender<usize>,
+    release: Semaphore,
 }
 
 impl State {
@@ -147,6 +159,28 @@ impl State {
 
     pub(crate) fn is_banned(&self, key: &str) -> bool {
         lock(&self.banned).contains(key)
+    }
+
+    /// Waits here if a hold is set and still has room; the request that fills the hold takes
+    /// it down, so later requests (a replay, say) pass freely.
+    pub(crate) async fn wait_at_hold(&self) {
+        let hold = {
+            let mut slot = lock(&self.hold);
+            let Some(hold) = slot.clone() else { return };
+            let mut full = false;
+            hold.arrived.send_modify(|arrived| {
+                *arrived += 1;
+                full = *arrived == hold.expected;
+            });
+            if full {
+                *slot = None;
+            }
+            hold
+        };
+        // The semaphore is never closed: `acquire` only fails on a closed semaphore.
+        if let Ok(permit) = hold.release.acquire().await {
+            permit.forget();
+        }
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
@@ -236,6 +270,20 @@ impl MockServer {
         self.state.token_request_count()
     }
 
+    /// Holds the next `count` API requests (not token requests) at the stand-in, after they
+    /// are recorded and before they are answered, until [`Hold::release`]. Lets a test change
+    /// the stand-in (expire tokens, say) while a known number of requests is in flight.
+    pub fn hold(&self, count: usize) -> Hold {
+        let (arrived, watch) = watch::channel(0);
+        let state = Arc::new(HoldState {
+            expected: count,
+            arrived,
+            release: Semaphore::new(0),
+        });
+        *lock(&self.state.hold) = Some(Arc::clone(&state));
+        Hold { state, watch }
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.state.requests).clone()
@@ -244,6 +292,27 @@ impl MockServer {
     /// How many requests arrived so far.
     pub fn request_count(&self) -> usize {
         lock(&self.state.requests).len()
+    }
+}
+
+/// Requests held by [`MockServer::hold`].
+#[derive(Debug)]
+pub struct Hold {
+    state: Arc<HoldState>,
+    watch: watch::Receiver<usize>,
+}
+
+impl Hold {
+    /// Waits until every expected request has arrived and is being held.
+    pub async fn all_arrived(&mut self) {
+        let expected = self.state.expected;
+        // The sender lives in `self.state`, so the channel cannot close under us.
+        let _ = self.watch.wait_for(|arrived| *arrived >= expected).await;
+    }
+
+    /// Lets every held request (and any still to arrive for this hold) proceed.
+    pub fn release(self) {
+        self.state.release.add_permits(self.state.expected);
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State as AxumState};
+use axum::extract::{Query, Request, State as AxumState};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use super::{Provider, RecordedRequest, State, TokenFault};
@@ -39,22 +39,42 @@ pub(super) fn router(provider: Provider, state: Shared) -> Router {
         .with_state(state)
 }
 
-fn record(state: &State, method: &Method, uri: &Uri, headers: &HeaderMap) {
+/// A request as a handler sees it, after it was recorded.
+struct Received {
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Records `request` (body included) and, for API routes, waits at the hold if one is set.
+async fn receive(state: &State, request: Request, api: bool) -> Received {
+    let (parts, body) = request.into_parts();
+    // A body that cannot be read (too large, connection gone) is recorded as empty.
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     state.record(RecordedRequest {
-        method: method.clone(),
-        uri: uri.clone(),
-        headers: headers.clone(),
+        method: parts.method,
+        uri: parts.uri.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
     });
+    if api {
+        state.wait_at_hold().await;
+    }
+    Received {
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+    }
 }
 
 async fn redirect(
     AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    request: Request,
 ) -> Response {
-    record(&state, &method, &uri, &headers);
+    receive(&state, request, false).await;
     match query.get("to") {
         Some(to) => Redirect::temporary(to).into_response(),
         None => (StatusCode::BAD_REQUEST, "missing ?to=").into_response(),
@@ -76,13 +96,8 @@ fn error(status: StatusCode, field: &str, message: &str) -> Response {
     (status, Json(json!({ field: message }))).into_response()
 }
 
-async fn akkio(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn akkio(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { uri, headers, .. } = receive(&state, request, true).await;
     let Some(key) = header(&headers, "x-api-key") else {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -103,14 +118,8 @@ async fn akkio(
     Json(json!({ "status": "ok", "path": uri.path() })).into_response()
 }
 
-async fn polyteia(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn polyteia(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { headers, body, .. } = receive(&state, request, true).await;
     let bearer = authorization(&headers, "Bearer");
     if !bearer.is_some_and(|key| state.is_accepted(key) || state.is_issued(key)) {
         return error(
@@ -146,13 +155,8 @@ async fn polyteia(
     Json(json!({ "data": { "name": name } })).into_response()
 }
 
-async fn erathos(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn erathos(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { uri, headers, .. } = receive(&state, request, true).await;
     if !authorization(&headers, "Api-Key").is_some_and(|key| state.is_accepted(key)) {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -170,13 +174,8 @@ async fn erathos(
     Json(json!({ "results": [], "path": uri.path() })).into_response()
 }
 
-async fn akool(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn akool(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { headers, .. } = receive(&state, request, true).await;
     // Akool's documented precedence: `Authorization` is used first, `x-api-key` discarded.
     // A bearer credential must be a token from getToken; `x-api-key` an API key.
     const EXPIRED: &str = "Invalid authorization or The request token has expired";
@@ -221,14 +220,8 @@ async fn token_fault(state: &State) -> Option<Response> {
     }
 }
 
-async fn akool_get_token(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn akool_get_token(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { body, .. } = receive(&state, request, false).await;
     if let Some(fault) = token_fault(&state).await {
         return fault;
     }
@@ -249,14 +242,8 @@ async fn akool_get_token(
     }
 }
 
-async fn polyteia_exchange(
-    AxumState(state): AxumState<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(&state, &method, &uri, &headers);
+async fn polyteia_exchange(AxumState(state): AxumState<Shared>, request: Request) -> Response {
+    let Received { body, .. } = receive(&state, request, false).await;
     if let Some(fault) = token_fault(&state).await {
         return fault;
     }

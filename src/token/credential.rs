@@ -197,6 +197,11 @@ impl TokenCredential {
         self.inner.reject(generation).generation().await
     }
 
+    /// Like [`rejected`](Self::rejected), without waiting: what a request gets to replay with.
+    pub(crate) fn reject(&self, generation: u64) -> Acquire {
+        self.inner.reject(generation)
+    }
+
     pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
     }

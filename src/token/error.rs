@@ -29,6 +29,13 @@ pub enum TokenErrorKind {
     /// The API rejected the token, and another rejection-triggered refetch is not allowed yet:
     /// refetches after rejections are rate-limited so a broken account is not a fetch storm.
     Rejected,
+    /// The API rejected the token again after it was refetched and the request replayed once:
+    /// the credentials themselves are likely wrong. Never retried further.
+    RejectedAfterReplay,
+    /// The API rejected the token, and the request could not be replayed because its body can
+    /// be sent only once (see [`ReplayBody`](crate::client::ReplayBody)). The token was
+    /// refetched for the requests that follow.
+    NotReplayable,
     /// The fetch task ended without an answer (it panicked, or the runtime shut down).
     Aborted,
 }
@@ -59,6 +66,12 @@ impl fmt::Display for TokenError {
                 "the API rejected the access token, and refetching is rate-limited"
             }
             TokenErrorKind::Aborted => "the token fetch ended without an answer",
+            TokenErrorKind::RejectedAfterReplay => {
+                "the API rejected the access token again after a refetch and one replay"
+            }
+            TokenErrorKind::NotReplayable => {
+                "the API rejected the access token, and the request body cannot be replayed"
+            }
         })?;
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;

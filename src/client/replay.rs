@@ -1,0 +1,98 @@
+//! Request bodies that can be sent a second time, for the one replay after a rejected token.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full, combinators::BoxBody};
+//! use tower_api_auth::client::ReplayBody;
+//!
+//! let full = Full::new(Bytes::from_static(b"{\"query\":\"x\"}"));
+//! assert!(full.try_clone().is_some());
+//!
+//! // A streaming body can be read only once.
+//! let boxed: BoxBody<Bytes, std::convert::Infallible> = full.boxed();
+//! assert!(boxed.try_clone().is_none());
+//! ```
+
+use bytes::Buf;
+use http::Request;
+use http_body::Body;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::{Empty, Full};
+
+/// A request body that may be copied to replay the request.
+///
+/// Bodies held in memory (`Full`, `Empty`, `String`) copy cheaply (a reference count for
+/// `Full<Bytes>`). Streaming bodies (`BoxBody`, `UnsyncBoxBody`) answer `None`: a request with
+/// such a body is sent once, and a rejected token on it is reported instead of replayed.
+/// Implement it for your own body type to say which it is.
+pub trait ReplayBody: Body + Sized {
+    /// A copy of this body to send again, or `None` if it can be sent only once.
+    fn try_clone(&self) -> Option<Self>;
+}
+
+impl<D: Buf + Clone> ReplayBody for Full<D> {
+    fn try_clone(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+impl<D: Buf> ReplayBody for Empty<D> {
+    fn try_clone(&self) -> Option<Self> {
+        Some(Empty::new())
+    }
+}
+
+impl ReplayBody for String {
+    fn try_clone(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+}
+
+impl<D: Buf, E> ReplayBody for BoxBody<D, E> {
+    fn try_clone(&self) -> Option<Self> {
+        None
+    }
+}
+
+impl<D: Buf, E> ReplayBody for UnsyncBoxBody<D, E> {
+    fn try_clone(&self) -> Option<Self> {
+        None
+    }
+}
+
+/// A copy of `request` to send again, if its body can be copied.
+pub(crate) fn try_clone_request<B: ReplayBody>(request: &Request<B>) -> Option<Request<B>> {
+    let body = request.body().try_clone()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    Some(copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[test]
+    fn a_copied_request_is_the_same_request() {
+        let mut request = Request::post("https://api.example.com/v1?q=1")
+            .header("x-one", "1")
+            .header("x-many", "a")
+            .body(Full::new(Bytes::from_static(b"body")))
+            .unwrap();
+        request.headers_mut().append("x-many", "b".parse().unwrap());
+        request.extensions_mut().insert(7u8);
+
+        let copy = try_clone_request(&request).unwrap();
+        assert_eq!(copy.method(), request.method());
+        assert_eq!(copy.uri(), request.uri());
+        assert_eq!(copy.version(), request.version());
+        assert_eq!(copy.headers(), request.headers());
+        assert_eq!(copy.extensions().get::<u8>(), Some(&7));
+    }
+}

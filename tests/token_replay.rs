@@ -1,0 +1,196 @@
+//! A rejected token is refetched once for everyone and each rejected request replayed once.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, ServiceExt};
+use tower_api_auth::client::TokenAuthLayer;
+use tower_api_auth::mock::{MockServer, Provider};
+use tower_api_auth::providers::polyteia;
+use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind};
+
+use support::{client, post_json};
+
+async fn polyteia_server() -> MockServer {
+    let server = MockServer::start(Provider::Polyteia).await.unwrap();
+    server.accept_key("pak_1");
+    server
+}
+
+fn token_error(err: tower::BoxError) -> TokenError {
+    match err.downcast::<TokenError>() {
+        Ok(err) => *err,
+        Err(other) => panic!("expected a TokenError, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expiry_under_load_costs_one_refetch_and_one_replay_per_request() {
+    const IN_FLIGHT: usize = 1_000;
+    let server = polyteia_server().await;
+    // HTTP/1: one connection per request in flight (an HTTP/2 server caps concurrent streams
+    // below 1,000, and the hold needs all of them at the server at once).
+    let http = client();
+    let tokens = polyteia::key_exchange("pak_1")
+        .base_url(server.base_url())
+        .build(http.clone())
+        .unwrap();
+    assert_eq!(tokens.fetch().await.unwrap(), 1);
+    let api = TokenAuthLayer::new(tokens.clone()).layer(http);
+    let url = format!("{}/api", server.base_url());
+
+    // Hold 1,000 requests at the server, expire their token, then let them through.
+    let mut hold = server.hold(IN_FLIGHT);
+    let callers: Vec<_> = (0..IN_FLIGHT)
+        .map(|i| {
+            let body = format!(r#"{{"query":"q{i}"}}"#);
+            let request = api.clone().oneshot(post_json(&url, &body));
+            tokio::spawn(async move {
+                let response = request.await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap()["data"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+        })
+        .collect();
+    hold.all_arrived().await;
+    server.expire_tokens();
+    hold.release();
+    for (i, caller) in callers.into_iter().enumerate() {
+        assert_eq!(caller.await.unwrap(), format!("q{i}"));
+    }
+
+    assert_eq!(server.token_request_count(), 2, "one refetch for all");
+    assert_eq!(tokens.generation(), Some(2));
+    // Every request arrived twice, its body intact both times: once with the expired token,
+    // once with the new one.
+    let mut seen: HashMap<Bytes, Vec<String>> = HashMap::new();
+    for request in server.requests().iter().filter(|r| r.uri.path() == "/api") {
+        let token = request.headers["authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        seen.entry(request.body.clone()).or_default().push(token);
+    }
+    assert_eq!(seen.len(), IN_FLIGHT);
+    for tokens in seen.values() {
+        assert_eq!(
+            tokens,
+            &["Bearer polyteia-token-1", "Bearer polyteia-token-2"]
+        );
+    }
+}
+
+/// A token source whose tokens the stand-in never accepts, counting fetches.
+fn never_accepted(server: &MockServer, fetches: &Arc<AtomicUsize>) -> TokenCredential {
+    let fetches = Arc::clone(fetches);
+    TokenCredential::builder(move || {
+        let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<_, std::io::Error>(Token::new(format!("revoked-{n}"))) }
+    })
+    .origin(server.base_url())
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_second_rejection_is_an_error_after_exactly_two_attempts() {
+    let server = polyteia_server().await;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens = never_accepted(&server, &fetches);
+    let api = TokenAuthLayer::new(tokens).layer(client());
+
+    let url = format!("{}/api", server.base_url());
+    let err = token_error(api.oneshot(post_json(&url, "{}")).await.unwrap_err());
+    assert_eq!(err.kind(), TokenErrorKind::RejectedAfterReplay);
+    assert_eq!(server.request_count(), 2);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_wave_of_requests_against_a_broken_account_is_not_a_wave_of_fetches() {
+    let server = polyteia_server().await;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens = never_accepted(&server, &fetches);
+    let api = TokenAuthLayer::new(tokens).layer(client());
+    let url = format!("{}/api", server.base_url());
+
+    for _ in 0..20 {
+        let err = token_error(
+            api.clone()
+                .oneshot(post_json(&url, "{}"))
+                .await
+                .unwrap_err(),
+        );
+        assert!(
+            matches!(
+                err.kind(),
+                TokenErrorKind::RejectedAfterReplay | TokenErrorKind::Rejected
+            ),
+            "{err}"
+        );
+    }
+    // The first token and the one refetch; every later rejection is rate-limited.
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn forbidden_is_returned_as_it_is_with_no_refetch_and_no_replay() {
+    let server = polyteia_server().await;
+    let tokens = polyteia::key_exchange("pak_1")
+        .base_url(server.base_url())
+        .build(client())
+        .unwrap();
+    let api = TokenAuthLayer::new(tokens.clone()).layer(client());
+    let url = format!("{}/api", server.base_url());
+
+    let response = api
+        .oneshot(post_json(&url, r#"{"query":"restricted"}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(server.token_request_count(), 1);
+    assert_eq!(tokens.generation(), Some(1));
+    assert_eq!(server.request_count(), 2, "the exchange and one API call");
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_not_replayed_but_the_next_request_gets_a_new_token() {
+    let server = polyteia_server().await;
+    let tokens = polyteia::key_exchange("pak_1")
+        .base_url(server.base_url())
+        .build(client())
+        .unwrap();
+    tokens.fetch().await.unwrap();
+    server.expire_tokens();
+    let url = format!("{}/api", server.base_url());
+
+    let streaming = TokenAuthLayer::new(tokens.clone()).layer(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http(),
+    );
+    let body = Full::new(Bytes::from_static(b"{}"))
+        .map_err(|never| match never {})
+        .boxed();
+    let request = http::Request::post(&url).body(body).unwrap();
+    let err = token_error(streaming.oneshot(request).await.unwrap_err());
+    assert_eq!(err.kind(), TokenErrorKind::NotReplayable);
+
+    let response = TokenAuthLayer::new(tokens.clone())
+        .layer(client())
+        .oneshot(post_json(&url, r#"{"query":"q"}"#))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(tokens.generation(), Some(2));
+    assert_eq!(server.token_request_count(), 2);
+}
