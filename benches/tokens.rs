@@ -10,10 +10,10 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::header::AUTHORIZATION;
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Empty;
 use tower::{Layer, Service, ServiceExt};

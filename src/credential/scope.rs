@@ -81,10 +81,12 @@ impl Origin {
         // The authority as written is almost always `host` or `host:port`: compare it whole,
         // which is several times cheaper than taking it apart on every request.
         let written = authority.as_str();
-        if written.eq_ignore_ascii_case(&self.host) {
+        // Hosts are stored in lowercase, and are almost always written so: an exact comparison
+        // first, a case-insensitive one only if that fails.
+        if written == &*self.host || written.eq_ignore_ascii_case(&self.host) {
             return self.port == default_port(https);
         }
-        if written.eq_ignore_ascii_case(&self.host_port) {
+        if written == &*self.host_port || written.eq_ignore_ascii_case(&self.host_port) {
             return true;
         }
         // Only userinfo (`user@host`) can still make it this origin.
