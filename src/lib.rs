@@ -33,6 +33,8 @@
 //!
 //! - [`credential`]: the credential types, their validation and their origins.
 //! - [`client`]: the layers for the outgoing side.
+//! - [`token`]: fetched credentials (access tokens) and their cache.
+//! - [`classify`]: typed outcomes of responses, the classify layer and a retry policy.
 //! - [`providers`]: presets for Akkio, Polyteia, Erathos and Akool.
 //! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
 //!
@@ -45,6 +47,7 @@
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod classify;
 pub mod client;
 pub mod credential;
 #[cfg(feature = "mock")]

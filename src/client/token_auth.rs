@@ -59,6 +59,7 @@ use pin_project_lite::pin_project;
 use tower::{BoxError, Layer, Service};
 
 use super::replay::{ReplayBody, try_clone_request};
+use crate::classify::Outcome;
 use crate::token::{Acquire, Current, CurrentCell, TokenCredential, TokenError, TokenErrorKind};
 
 /// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
@@ -73,8 +74,10 @@ pub struct TokenAuthLayer {
 
 impl TokenAuthLayer {
     /// Attaches the tokens of `tokens` to every request bound for one of its origins; a request
-    /// answered `401 Unauthorized` reports its token as rejected and is replayed once with a
-    /// new one.
+    /// whose token the API rejects reports it and is replayed once with a new one. A rejection
+    /// is a `401`, or whatever a [`ClassifyLayer`](crate::classify::ClassifyLayer) placed inside
+    /// this layer classifies as [`CredentialRejected`](crate::classify::OutcomeKind) (Akool's
+    /// code 1101 in an HTTP 200).
     pub fn new(tokens: TokenCredential) -> Self {
         Self {
             tokens,
@@ -120,7 +123,9 @@ impl fmt::Debug for TokenAuthLayer {
 /// - With a token cached, a request costs a cached pointer check, a header insert and (with
 ///   replay on) a copy of the request for the replay.
 /// - Without one, the request waits for the single fetch that all waiting requests share.
-/// - On a `401`, the token's generation is reported to the [`TokenCredential`] (one refetch
+/// - On a rejection (a `401`, or the verdict of a
+///   [`ClassifyLayer`](crate::classify::ClassifyLayer) inside this one), the token's generation
+///   is reported to the [`TokenCredential`] (one refetch
 ///   for all the requests rejected with that generation), and the request is replayed once with
 ///   the new token. A second rejection is a [`TokenErrorKind::RejectedAfterReplay`] error, never
 ///   a loop; a request whose body cannot be copied fails with
@@ -376,9 +381,14 @@ where
     }
 }
 
-/// Whether a response says the API rejected the token (expired, revoked, invalid).
+/// Whether a response says the API rejected the token (expired, revoked, invalid): the verdict
+/// of a [`ClassifyLayer`](crate::classify::ClassifyLayer) inside this layer when there is one
+/// (Akool's code 1101 in an HTTP 200), else a `401`.
 fn rejected<T>(response: &Response<T>) -> bool {
-    response.status() == StatusCode::UNAUTHORIZED
+    match response.extensions().get::<Outcome>() {
+        Some(outcome) => outcome.refetch_warranted(),
+        None => response.status() == StatusCode::UNAUTHORIZED,
+    }
 }
 
 fn failure(kind: TokenErrorKind) -> BoxError {

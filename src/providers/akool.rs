@@ -26,6 +26,7 @@ use http_body::Body;
 use http_body_util::Full;
 use tower::{BoxError, Service};
 
+use crate::classify::{Classifier, EnvelopeClassifier, OutcomeKind, StatusClassifier, Then};
 use crate::token::http::post_json;
 use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource};
 use crate::{Credential, CredentialBuilder, CredentialError, Secret};
@@ -235,6 +236,33 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
 
 /// Akool's success code.
 pub const SUCCESS: i64 = 1000;
+
+/// Classifies Akool's responses: by status first, then by the body's `{"code", "msg"}`
+/// envelope, since Akool reports failures in the body of an HTTP 200.
+///
+/// | code | outcome |
+/// |---|---|
+/// | 1000 | success |
+/// | 1101 | credential expired or invalid (refetch the token, replay once) |
+/// | 1102 | credential missing |
+/// | 1009 | forbidden |
+/// | 1200 | account banned |
+/// | 1005 | rate limited |
+/// | 1108 | transient |
+/// | 1003, 1006, 1008, any other | client error |
+pub fn classifier() -> Then<StatusClassifier, EnvelopeClassifier> {
+    StatusClassifier::new().provider("akool").then(
+        EnvelopeClassifier::new("code", SUCCESS)
+            .message_field("msg")
+            .provider("akool")
+            .code(1101, OutcomeKind::CredentialRejected)
+            .code(1102, OutcomeKind::CredentialMissing)
+            .code(1009, OutcomeKind::Forbidden)
+            .code(1200, OutcomeKind::Banned)
+            .code(1005, OutcomeKind::RateLimited)
+            .code(1108, OutcomeKind::Transient),
+    )
+}
 
 #[cfg(test)]
 mod tests {

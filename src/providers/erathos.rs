@@ -20,3 +20,9 @@ pub const BASE_URL: &str = "https://api.erathos.com";
 pub fn api_key(key: impl Into<Secret>) -> CredentialBuilder {
     Credential::builder(Placement::api_key(), key).default_origin(BASE_URL)
 }
+
+/// Classifies Erathos's responses by status (401 rejected key, 403 forbidden, 429, 5xx), reading
+/// the `detail`/`error` message of a failure; see [`crate::classify`].
+pub fn classifier() -> crate::classify::StatusClassifier {
+    crate::classify::StatusClassifier::new().provider("erathos")
+}

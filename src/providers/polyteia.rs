@@ -255,6 +255,12 @@ fn expires_at(value: &serde_json::Value) -> Option<SystemTime> {
     }
 }
 
+/// Classifies Polyteia's responses by status (401 rejected key, 403 forbidden, 429, 5xx), reading
+/// the `detail`/`error` message of a failure; see [`crate::classify`].
+pub fn classifier() -> crate::classify::StatusClassifier {
+    crate::classify::StatusClassifier::new().provider("polyteia")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

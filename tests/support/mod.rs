@@ -88,3 +88,135 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
         self.clone()
     }
 }
+
+/// A loopback server that answers from a fixed table, for the classification tests: every row
+/// of the provider tables, plus endpoints that fail a number of times before they succeed.
+pub struct CannedServer {
+    pub base_url: String,
+    hits: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl CannedServer {
+    pub async fn start() -> Self {
+        use axum::extract::{Path, Query, State};
+        use axum::response::{IntoResponse, Response as AxumResponse};
+        use axum::routing::get;
+
+        type Hits = Arc<Mutex<std::collections::HashMap<String, usize>>>;
+        fn json() -> [(http::HeaderName, &'static str); 1] {
+            [(http::header::CONTENT_TYPE, "application/json")]
+        }
+
+        async fn status(
+            Path(code): Path<u16>,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+        ) -> AxumResponse {
+            let status = http::StatusCode::from_u16(code).unwrap();
+            let mut response = (
+                status,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                format!(r#"{{"detail":"status {code}"}}"#),
+            )
+                .into_response();
+            if let Some(retry_after) = query.get("retry_after") {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, retry_after.parse().unwrap());
+            }
+            response
+        }
+        async fn akool(Path(code): Path<i64>) -> AxumResponse {
+            let body = format!(r#"{{"code":{code},"msg":"message for {code}","data":null}}"#);
+            ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        /// Fails `n` times (status `code`, `Retry-After: 0` for 429) and then succeeds.
+        async fn flaky(
+            State(hits): State<Hits>,
+            Path((code, n)): Path<(u16, usize)>,
+        ) -> AxumResponse {
+            let key = format!("{code}/{n}");
+            let hit = {
+                let mut hits = hits.lock().unwrap();
+                let hit = hits.entry(key).or_default();
+                *hit += 1;
+                *hit
+            };
+            if hit <= n {
+                let mut response = http::StatusCode::from_u16(code).unwrap().into_response();
+                if code == 429 {
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, "0".parse().unwrap());
+                }
+                response
+            } else {
+                "ok".into_response()
+            }
+        }
+
+        let hits: Hits = Arc::default();
+        let huge = format!(
+            r#"{{"code":1101,"msg":"expired","data":"{}"}}"#,
+            "x".repeat(100 * 1024)
+        );
+        let router = axum::Router::new()
+            .route("/status/{code}", get(status))
+            .route("/akool/{code}", get(akool))
+            .route("/flaky/{code}/{n}", get(flaky))
+            .route("/malformed", get(|| async { (json(), r#"{"code": 11"#) }))
+            .route(
+                "/nocode",
+                get(|| async { (json(), r#"{"data":{"credit":1}}"#) }),
+            )
+            .route(
+                "/huge",
+                get(move || std::future::ready((json(), huge.clone()))),
+            )
+            .route(
+                "/text",
+                get(|| async {
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain")],
+                        r#"{"code":1101}"#,
+                    )
+                }),
+            )
+            .route(
+                "/chunked",
+                get(|| async {
+                    let chunks = [r#"{"code":1101,"#, r#""msg":"expired"}"#]
+                        .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c.as_bytes())));
+                    let body = axum::body::Body::from_stream(futures::stream::iter(chunks));
+                    (json(), body)
+                }),
+            )
+            .with_state(Arc::clone(&hits));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            base_url,
+            hits,
+            _shutdown: shutdown,
+        }
+    }
+
+    /// How many times `/flaky/{code}/{n}` was called.
+    pub fn hits(&self, code: u16, n: usize) -> usize {
+        let key = format!("{code}/{n}");
+        self.hits.lock().unwrap().get(&key).copied().unwrap_or(0)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}

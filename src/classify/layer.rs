@@ -1,0 +1,281 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::response::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use http_body_util::combinators::Collect;
+use pin_project_lite::pin_project;
+use tower::{BoxError, Layer, Service};
+
+use super::classifier::is_json;
+use super::{ClassifiedError, Classifier, Outcome, OutcomeKind, ResponseBody};
+
+/// By default, JSON bodies up to this size are read to be classified.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Layer that applies [`Classify`], which puts an [`Outcome`] into every response's
+/// extensions.
+///
+/// See the [module docs](super) for an example.
+pub struct ClassifyLayer<C> {
+    classifier: Arc<C>,
+    body_limit: usize,
+    fail: bool,
+}
+
+impl<C: Classifier> ClassifyLayer<C> {
+    /// Classifies responses with `classifier`.
+    pub fn new(classifier: C) -> Self {
+        Self {
+            classifier: Arc::new(classifier),
+            body_limit: DEFAULT_BODY_LIMIT,
+            fail: false,
+        }
+    }
+
+    /// Reads JSON bodies up to `limit` bytes to classify them (default
+    /// [`DEFAULT_BODY_LIMIT`]). A body is read only when the classifier wants it, its content
+    /// type is JSON and its size is known and within the limit; any other body streams through
+    /// untouched.
+    pub fn body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit;
+        self
+    }
+
+    /// Turns failure outcomes into a [`ClassifiedError`], so that `?` works in client code.
+    pub fn fail_on_failure(mut self) -> Self {
+        self.fail = true;
+        self
+    }
+}
+
+impl<C> Clone for ClassifyLayer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            classifier: Arc::clone(&self.classifier),
+            body_limit: self.body_limit,
+            fail: self.fail,
+        }
+    }
+}
+
+impl<C> fmt::Debug for ClassifyLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyLayer")
+            .field("body_limit", &self.body_limit)
+            .field("fail", &self.fail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C> Layer<S> for ClassifyLayer<C> {
+    type Service = Classify<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Classify {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// Middleware that classifies every response, puts the [`Outcome`] into its extensions, emits
+/// one `tracing` event per failure, and optionally turns failures into errors.
+///
+/// See the [module docs](super) for an example.
+pub struct Classify<S, C> {
+    inner: S,
+    layer: ClassifyLayer<C>,
+}
+
+impl<S, C: Classifier> Classify<S, C> {
+    /// Wraps `inner`, classifying its responses with `classifier`.
+    pub fn new(inner: S, classifier: C) -> Self {
+        ClassifyLayer::new(classifier).layer(inner)
+    }
+
+    /// Gets a reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C> Clone for Classify<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C> fmt::Debug for Classify<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classify")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for Classify<S, C>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Error: Into<BoxError>,
+    C: Classifier,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, ResBody, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        ResponseFuture {
+            state: State::Calling {
+                future: self.inner.call(request),
+            },
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Classify`].
+    pub struct ResponseFuture<F, B, C>
+    where
+        B: Body,
+    {
+        #[pin]
+        state: State<F, B>,
+        layer: ClassifyLayer<C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B>
+    where
+        B: Body,
+    {
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Reading {
+            #[pin]
+            collect: Collect<B>,
+            head: Option<Parts>,
+        },
+    }
+}
+
+impl<F, B, C, E> Future for ResponseFuture<F, B, C>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+    B: Body,
+    B::Error: Into<BoxError>,
+    C: Classifier,
+{
+    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let (head, body) = ready!(future.poll(cx)).map_err(Into::into)?.into_parts();
+                    let layer = &*this.layer;
+                    let small = body
+                        .size_hint()
+                        .upper()
+                        .is_some_and(|size| size <= layer.body_limit as u64);
+                    if small && is_json(&head.headers) && layer.classifier.wants_body(&head) {
+                        this.state.set(State::Reading {
+                            collect: body.collect(),
+                            head: Some(head),
+                        });
+                        continue;
+                    }
+                    return Poll::Ready(finish(
+                        this.layer,
+                        head,
+                        ResponseBody::streaming(body),
+                        None,
+                    ));
+                }
+                StateProj::Reading { collect, head } => {
+                    let bytes = ready!(collect.poll(cx)).map_err(Into::into)?.to_bytes();
+                    let head = head
+                        .take()
+                        .expect("`ResponseFuture` polled after completion");
+                    let body = ResponseBody::buffered(bytes.clone());
+                    return Poll::Ready(finish(this.layer, head, body, Some(&bytes)));
+                }
+            }
+        }
+    }
+}
+
+/// Classifies, reports, and hands the response (or the failure) over.
+fn finish<B, C: Classifier>(
+    layer: &ClassifyLayer<C>,
+    mut head: Parts,
+    body_stream: ResponseBody<B>,
+    body: Option<&[u8]>,
+) -> Result<Response<ResponseBody<B>>, BoxError> {
+    let outcome = layer.classifier.classify(&head, body);
+    if !outcome.is_success() {
+        trace_failure(layer.classifier.provider(), &outcome);
+        if layer.fail {
+            return Err(ClassifiedError::new(outcome).into());
+        }
+    }
+    head.extensions.insert(outcome);
+    Ok(Response::from_parts(head, body_stream))
+}
+
+/// One event per failure: provider, status and code; never headers or bodies.
+fn trace_failure(provider: &'static str, outcome: &Outcome) {
+    let status = outcome.status().as_u16();
+    let code = outcome.code();
+    let kind = outcome.kind();
+    match kind {
+        OutcomeKind::RateLimited | OutcomeKind::Transient => {
+            tracing::info!(
+                provider,
+                status,
+                code,
+                ?kind,
+                "API call failed, may be retried"
+            );
+        }
+        _ => tracing::warn!(provider, status, code, ?kind, "API call failed"),
+    }
+}
+
+impl<F, B: Body, C> fmt::Debug for ResponseFuture<F, B, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
