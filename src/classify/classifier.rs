@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::response::Parts;
 use http::{HeaderMap, StatusCode};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::borrow::Cow;
 
 use super::{Outcome, OutcomeKind};
 
@@ -239,13 +241,18 @@ impl Classifier for EnvelopeClassifier {
     fn classify(&self, head: &Parts, body: Option<&[u8]>) -> Outcome {
         let status = head.status;
         let success = Outcome::new(OutcomeKind::Success, status);
-        let Some(envelope) = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        else {
+        let fields = EnvelopeFields {
+            code: self.code_field,
+            message: self.message_field,
+        };
+        let Some(body) = body else {
             return success;
         };
-        let Some(code) = envelope
-            .get(self.code_field)
-            .and_then(serde_json::Value::as_i64)
+        let mut json = serde_json::Deserializer::from_slice(body);
+        let Ok(Envelope {
+            code: Some(code),
+            message,
+        }) = fields.deserialize(&mut json)
         else {
             return success;
         };
@@ -257,15 +264,63 @@ impl Classifier for EnvelopeClassifier {
             .get(&code)
             .copied()
             .unwrap_or(OutcomeKind::ClientError);
-        let mut outcome = Outcome::new(kind, status).with_code(code);
-        if let Some(message) = envelope.get(self.message_field).and_then(|m| m.as_str()) {
-            outcome = outcome.with_message(message);
+        let outcome = Outcome::new(kind, status).with_code(code);
+        match message {
+            Some(message) => outcome.with_message(message),
+            None => outcome,
         }
-        outcome
     }
 
     fn provider(&self) -> &'static str {
         self.provider
+    }
+}
+
+/// The two fields of an envelope that matter, read without building the rest of the document
+/// (a `data` field of any size is skipped, not allocated).
+struct Envelope {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+/// The names of those fields, which vary by provider.
+#[derive(Clone, Copy)]
+struct EnvelopeFields {
+    code: &'static str,
+    message: &'static str,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvelopeFields {
+    type Value = Envelope;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeFields {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut envelope = Envelope {
+            code: None,
+            message: None,
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == self.code {
+                // A code that is not an integer is no code.
+                envelope.code = map.next_value::<serde_json::Value>()?.as_i64();
+            } else if key == self.message {
+                envelope.message = map.next_value::<Option<String>>().unwrap_or_default();
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(envelope)
     }
 }
 
