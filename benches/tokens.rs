@@ -15,9 +15,11 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
-use http_body_util::Empty;
-use tower::{Layer, Service, ServiceExt};
+use http_body_util::{Empty, Full};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_api_auth::classify::ClassifyLayer;
 use tower_api_auth::client::TokenAuthLayer;
+use tower_api_auth::providers::akool;
 use tower_api_auth::token::{Token, TokenCredential};
 use tower_api_auth::{AuthLayer, Credential};
 
@@ -251,12 +253,78 @@ fn cold_start(c: &mut Criterion) {
     );
 }
 
+/// 10,000 requests in flight when the API starts rejecting their token with Akool's code 1101
+/// in an HTTP 200: one refetch, one replay each.
+fn expiry_under_load(c: &mut Criterion) {
+    const IN_FLIGHT: usize = 10_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Answers 1101 to the first token, 1000 to any other.
+    let api = tower::service_fn(|request: Request<Body>| {
+        let expired = request.headers()[AUTHORIZATION] == "Bearer expired";
+        let body = if expired {
+            r#"{"code":1101,"msg":"Invalid authorization or The request token has expired"}"#
+        } else {
+            r#"{"code":1000,"msg":"OK","data":{}}"#
+        };
+        let response = Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap();
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
+    let mut group = c.benchmark_group("token/expiry under load");
+    group.sample_size(10);
+    let refetches = Arc::new(AtomicUsize::new(0));
+    let mut runs = 0;
+    group.bench_function("10,000 in flight, one 1101", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let counter = Arc::clone(&refetches);
+                let tokens = TokenCredential::builder(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    async { Ok::<_, Infallible>(Token::new("fresh")) }
+                })
+                .any_origin()
+                .build()
+                .unwrap();
+                tokens.swap(Token::new("expired")).unwrap();
+                let service = ServiceBuilder::new()
+                    .layer(TokenAuthLayer::new(tokens))
+                    .layer(ClassifyLayer::new(akool::classifier()))
+                    .service(api);
+                runs += 1;
+                elapsed += runtime.block_on(async {
+                    let start = Instant::now();
+                    let callers: Vec<_> = (0..IN_FLIGHT)
+                        .map(|_| tokio::spawn(service.clone().oneshot(request())))
+                        .collect();
+                    for caller in callers {
+                        caller.await.unwrap().unwrap();
+                    }
+                    start.elapsed()
+                });
+            }
+            elapsed
+        })
+    });
+    group.finish();
+    println!(
+        "expiry under load: {} refetches over {runs} runs of {IN_FLIGHT} requests",
+        refetches.load(Ordering::Relaxed)
+    );
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = one_thread, two_threads, cold_start
+    targets = one_thread, two_threads, cold_start, expiry_under_load
 }
 criterion_main!(benches);
