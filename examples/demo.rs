@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower_api_auth::classify::{ClassifyLayer, Outcome};
 use tower_api_auth::mock::{MockProviders, MockServer};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{AuthLayer, TokenAuthLayer};
@@ -143,7 +144,12 @@ async fn main() -> Result {
         "  before any request: {} token fetches",
         tokens.fetch_count()
     );
-    let api = TokenAuthLayer::new(tokens.clone()).layer(client.clone());
+    // The classify layer inside turns Akool's code 1101 (in an HTTP 200) into the verdict
+    // "token expired" that the token layer acts on.
+    let api = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens.clone()))
+        .layer(ClassifyLayer::new(akool::classifier()))
+        .service(client.clone());
     let burst = (0..100).map(|_| api.clone().oneshot(get(&url)));
     let responses = futures::future::try_join_all(burst).await?;
     println!(
@@ -152,8 +158,21 @@ async fn main() -> Result {
         tokens.fetch_count(),
         mocks.akool.token_request_count()
     );
-    let mut api = api;
-    send(&mut api, &mocks.akool, get(&url)).await?;
+    println!("  (Akool expires every token it issued: the next call gets code 1101)");
+    mocks.akool.expire_tokens();
+    let before = mocks.akool.request_count();
+    let response = api.clone().oneshot(get(&url)).await?;
+    let outcome = response.extensions().get::<Outcome>().cloned();
+    let body = response.into_body().collect().await?.to_bytes();
+    println!(
+        "  one request: {} attempts (1101, then replayed with a new token), {} token fetches",
+        mocks.akool.request_count() - before - 1,
+        tokens.fetch_count()
+    );
+    if let Some(outcome) = outcome {
+        println!("    outcome  {outcome}");
+    }
+    println!("    received {}", String::from_utf8_lossy(&body));
 
     section("Bad input is a typed error at construction, and names no secret");
     for (what, result) in [
