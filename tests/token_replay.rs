@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, ServiceExt};
 use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::mock::{MockServer, Provider};
@@ -163,6 +164,42 @@ async fn forbidden_is_returned_as_it_is_with_no_refetch_and_no_replay() {
     assert_eq!(server.request_count(), 2, "the exchange and one API call");
 }
 
+/// A hyper-util client whose requests carry boxed bodies.
+fn boxed_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    BoxBody<Bytes, std::io::Error>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+#[tokio::test]
+async fn a_boxed_body_of_known_size_is_buffered_and_replayed_intact() {
+    let server = polyteia_server().await;
+    let tokens = polyteia::key_exchange("pak_1")
+        .base_url(server.base_url())
+        .build(client())
+        .unwrap();
+    tokens.fetch().await.unwrap();
+    server.expire_tokens();
+    let url = format!("{}/api", server.base_url());
+
+    let body = Full::new(Bytes::from_static(br#"{"query":"boxed"}"#))
+        .map_err(|never| match never {})
+        .boxed();
+    let request = http::Request::post(&url).body(body).unwrap();
+    let response = TokenAuthLayer::new(tokens.clone())
+        .layer(boxed_client())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let requests = server.requests();
+    let api_calls = requests.into_iter().filter(|r| r.uri.path() == "/api");
+    let bodies: Vec<_> = api_calls.map(|r| r.body).collect();
+    assert_eq!(bodies, [&br#"{"query":"boxed"}"#[..]; 2]);
+    assert_eq!(tokens.generation(), Some(2));
+}
+
 #[tokio::test]
 async fn a_streaming_body_is_not_replayed_but_the_next_request_gets_a_new_token() {
     let server = polyteia_server().await;
@@ -174,15 +211,19 @@ async fn a_streaming_body_is_not_replayed_but_the_next_request_gets_a_new_token(
     server.expire_tokens();
     let url = format!("{}/api", server.base_url());
 
-    let streaming = TokenAuthLayer::new(tokens.clone()).layer(
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http(),
-    );
-    let body = Full::new(Bytes::from_static(b"{}"))
-        .map_err(|never| match never {})
-        .boxed();
+    // A stream of unknown length: sent as it streams, once.
+    let chunks = [Ok::<_, std::io::Error>(http_body::Frame::data(
+        Bytes::from_static(b"{}"),
+    ))];
+    let body = StreamBody::new(futures::stream::iter(chunks)).boxed();
     let request = http::Request::post(&url).body(body).unwrap();
-    let err = token_error(streaming.oneshot(request).await.unwrap_err());
+    let err = token_error(
+        TokenAuthLayer::new(tokens.clone())
+            .layer(boxed_client())
+            .oneshot(request)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.kind(), TokenErrorKind::NotReplayable);
 
     let response = TokenAuthLayer::new(tokens.clone())

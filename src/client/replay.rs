@@ -13,21 +13,32 @@
 //! assert!(boxed.try_clone().is_none());
 //! ```
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use http::Request;
 use http_body::Body;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
-use http_body_util::{Empty, Full};
+use http_body_util::{BodyExt, Empty, Full};
 
 /// A request body that may be copied to replay the request.
 ///
 /// Bodies held in memory (`Full`, `Empty`, `String`) copy cheaply (a reference count for
-/// `Full<Bytes>`). Streaming bodies (`BoxBody`, `UnsyncBoxBody`) answer `None`: a request with
-/// such a body is sent once, and a rejected token on it is reported instead of replayed.
-/// Implement it for your own body type to say which it is.
+/// `Full<Bytes>`). Boxed bodies (`BoxBody`, `UnsyncBoxBody`) cannot be copied, but can be
+/// rebuilt from bytes: [`TokenAuth`](crate::TokenAuth) buffers one whose size is known and within
+/// its limit, and sends the buffered copy. Any other body is sent once, and a rejected token on
+/// it is reported instead of replayed. Implement it for your own body type to say which it is.
 pub trait ReplayBody: Body + Sized {
-    /// A copy of this body to send again, or `None` if it can be sent only once.
+    /// A copy of this body to send again, or `None` if it cannot be copied without reading it.
     fn try_clone(&self) -> Option<Self>;
+
+    /// Whether [`from_buffered`](Self::from_buffered) builds bodies of this type.
+    const FROM_BUFFERED: bool = false;
+
+    /// A body of this type holding `bytes`, for a body that was read into memory to be
+    /// replayable; `None` (the default) if this type cannot be built from bytes.
+    fn from_buffered(bytes: Bytes) -> Option<Self> {
+        let _ = bytes;
+        None
+    }
 }
 
 impl<D: Buf + Clone> ReplayBody for Full<D> {
@@ -48,28 +59,48 @@ impl ReplayBody for String {
     }
 }
 
-impl<D: Buf, E> ReplayBody for BoxBody<D, E> {
+impl<E: 'static> ReplayBody for BoxBody<Bytes, E> {
+    const FROM_BUFFERED: bool = true;
+
     fn try_clone(&self) -> Option<Self> {
         None
     }
+
+    fn from_buffered(bytes: Bytes) -> Option<Self> {
+        Some(BoxBody::new(
+            Full::new(bytes).map_err(|never| match never {}),
+        ))
+    }
 }
 
-impl<D: Buf, E> ReplayBody for UnsyncBoxBody<D, E> {
+impl<E: 'static> ReplayBody for UnsyncBoxBody<Bytes, E> {
+    const FROM_BUFFERED: bool = true;
+
     fn try_clone(&self) -> Option<Self> {
         None
+    }
+
+    fn from_buffered(bytes: Bytes) -> Option<Self> {
+        Some(UnsyncBoxBody::new(
+            Full::new(bytes).map_err(|never| match never {}),
+        ))
     }
 }
 
 /// A copy of `request` to send again, if its body can be copied.
 pub(crate) fn try_clone_request<B: ReplayBody>(request: &Request<B>) -> Option<Request<B>> {
-    let body = request.body().try_clone()?;
+    Some(clone_with_body(request, request.body().try_clone()?))
+}
+
+/// A copy of `request` with `body` for a body.
+pub(crate) fn clone_with_body<B, C>(request: &Request<B>, body: C) -> Request<C> {
     let mut copy = Request::new(body);
     *copy.method_mut() = request.method().clone();
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();
     *copy.headers_mut() = request.headers().clone();
     *copy.extensions_mut() = request.extensions().clone();
-    Some(copy)
+    copy
 }
 
 #[cfg(test)]

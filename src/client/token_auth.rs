@@ -55,10 +55,13 @@ use std::task::{Context, Poll, ready};
 
 use arc_swap::Cache;
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use http_body_util::combinators::Collect;
 use pin_project_lite::pin_project;
 use tower::{BoxError, Layer, Service};
 
-use super::replay::{ReplayBody, try_clone_request};
+use super::replay::{ReplayBody, clone_with_body, try_clone_request};
 use crate::classify::Outcome;
 use crate::token::{Acquire, Current, CurrentCell, TokenCredential, TokenError, TokenErrorKind};
 
@@ -69,8 +72,13 @@ use crate::token::{Acquire, Current, CurrentCell, TokenCredential, TokenError, T
 #[derive(Clone)]
 pub struct TokenAuthLayer {
     tokens: TokenCredential,
-    replay: bool,
+    /// `None`: no replay. `Some(limit)`: replay, buffering bodies up to `limit` bytes to do so.
+    replay: Option<usize>,
 }
+
+/// By default, bodies that cannot be copied are read into memory up to this size to be
+/// replayable.
+const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 64 * 1024;
 
 impl TokenAuthLayer {
     /// Attaches the tokens of `tokens` to every request bound for one of its origins; a request
@@ -81,7 +89,7 @@ impl TokenAuthLayer {
     pub fn new(tokens: TokenCredential) -> Self {
         Self {
             tokens,
-            replay: true,
+            replay: Some(DEFAULT_REPLAY_BUFFER_LIMIT),
         }
     }
 
@@ -89,7 +97,17 @@ impl TokenAuthLayer {
     /// caller's to handle (see [`TokenCredential::rejected`]). The cheapest setting, for tokens
     /// whose expiry is known and refreshed ahead.
     pub fn without_replay(mut self) -> Self {
-        self.replay = false;
+        self.replay = None;
+        self
+    }
+
+    /// A request body that cannot be copied but can be rebuilt from bytes (a `BoxBody`, see
+    /// [`ReplayBody`]) is read into memory before it is sent, when its size is known and at most
+    /// `limit` bytes (default 64 KiB), so that it can be replayed. A
+    /// larger or unsized one is sent as it streams, once. `0` buffers nothing. Setting a limit
+    /// turns replay on, undoing an earlier [`without_replay`](Self::without_replay).
+    pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
+        self.replay = Some(limit);
         self
     }
 }
@@ -138,7 +156,7 @@ pub struct TokenAuth<S> {
     inner: S,
     tokens: TokenCredential,
     current: Cache<CurrentCell, Option<Arc<Current>>>,
-    replay: bool,
+    replay: Option<usize>,
 }
 
 impl<S> TokenAuth<S> {
@@ -183,6 +201,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
     B: ReplayBody,
+    B::Error: Into<BoxError>,
 {
     type Response = Response<ResBody>;
     type Error = BoxError;
@@ -203,9 +222,14 @@ where
         let generation = current.generation;
         let rules = self.tokens.rules();
         rules.apply(current.value.clone(), request.headers_mut());
-        let replay = Replay::prepare(self.replay, &self.inner, &self.tokens, &request, generation);
-        let future = self.inner.call(request);
-        ResponseFuture::new(State::Sent { future, replay })
+        let state = dispatch(
+            &mut self.inner,
+            request,
+            &self.tokens,
+            generation,
+            self.replay,
+        );
+        ResponseFuture::new(state)
     }
 }
 
@@ -245,7 +269,7 @@ struct First<S, B> {
     inner: S,
     request: Request<B>,
     tokens: TokenCredential,
-    replay: bool,
+    replay: Option<usize>,
 }
 
 impl<S, B> First<S, B>
@@ -260,15 +284,65 @@ where
             tokens,
             replay,
         } = self;
-        let generation = current.generation;
         tokens
             .rules()
             .apply(current.value.clone(), request.headers_mut());
-        let replay = Replay::prepare(replay, &inner, &tokens, &request, generation);
-        State::Sent {
+        dispatch(&mut inner, request, &tokens, current.generation, replay)
+    }
+}
+
+/// Sends `request`, its token attached, with the ready service `inner`, keeping what a replay
+/// will need: a copy of the request, or first the body read into memory when it cannot be
+/// copied but can be rebuilt and is small enough.
+fn dispatch<S, B>(
+    inner: &mut S,
+    request: Request<B>,
+    tokens: &TokenCredential,
+    generation: u64,
+    replay: Option<usize>,
+) -> State<S, B>
+where
+    S: Service<Request<B>> + Clone,
+    B: ReplayBody,
+{
+    let Some(limit) = replay else {
+        let future = inner.call(request);
+        return State::Sent {
+            future,
+            replay: Replay::Off,
+        };
+    };
+    if let Some(copy) = try_clone_request(&request) {
+        let pending = Pending {
+            inner: inner.clone(),
+            request: copy,
+            tokens: tokens.clone(),
+            generation,
+        };
+        return State::Sent {
             future: inner.call(request),
-            replay,
-        }
+            replay: Replay::Ready(Box::new(pending)),
+        };
+    }
+    let small = (request.body().size_hint().upper()).is_some_and(|size| size <= limit as u64);
+    if B::FROM_BUFFERED && small {
+        // Send the ready service along with the body; a clone stays for the next call.
+        let clone = inner.clone();
+        let ready = std::mem::replace(inner, clone);
+        let (head, body) = request.into_parts();
+        return State::Buffering {
+            collect: body.collect(),
+            pending: Some(Box::new(Buffered {
+                inner: ready,
+                head,
+                tokens: tokens.clone(),
+                generation,
+            })),
+        };
+    }
+    State::Sent {
+        future: inner.call(request),
+        replay: Replay::NotReplayable(tokens.clone(), generation),
     }
 }
 
@@ -292,27 +366,12 @@ struct Pending<S, B> {
     generation: u64,
 }
 
-impl<S: Clone, B: ReplayBody> Replay<S, B> {
-    fn prepare(
-        enabled: bool,
-        inner: &S,
-        tokens: &TokenCredential,
-        request: &Request<B>,
-        generation: u64,
-    ) -> Self {
-        if !enabled {
-            return Replay::Off;
-        }
-        match try_clone_request(request) {
-            Some(request) => Replay::Ready(Box::new(Pending {
-                inner: inner.clone(),
-                request,
-                tokens: tokens.clone(),
-                generation,
-            })),
-            None => Replay::NotReplayable(tokens.clone(), generation),
-        }
-    }
+/// A request whose body is being read into memory, so that it can be sent twice.
+struct Buffered<S> {
+    inner: S,
+    head: http::request::Parts,
+    tokens: TokenCredential,
+    generation: u64,
 }
 
 type Flight =
@@ -323,6 +382,7 @@ pin_project! {
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
+        B: Body,
     {
         #[pin]
         state: State<S, B>,
@@ -334,11 +394,18 @@ pin_project! {
     enum State<S, B>
     where
         S: Service<Request<B>>,
+        B: Body,
     {
         // No token was cached: waiting for the shared fetch.
         Fetching {
             flight: Flight,
             first: Option<Box<First<S, B>>>,
+        },
+        // Reading a body that cannot be copied into memory, so that it can be replayed.
+        Buffering {
+            #[pin]
+            collect: Collect<B>,
+            pending: Option<Box<Buffered<S>>>,
         },
         // Sent with a token; a rejection leads to one replay.
         Sent {
@@ -375,6 +442,7 @@ pin_project! {
 impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
+    B: Body,
 {
     fn new(state: State<S, B>) -> Self {
         Self { state }
@@ -402,6 +470,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
     B: ReplayBody,
+    B::Error: Into<BoxError>,
 {
     type Output = Result<Response<ResBody>, BoxError>;
 
@@ -439,6 +508,33 @@ where
                                 Acquire::Refused(err) => return Poll::Ready(Err(err.into())),
                             }
                         }
+                    }
+                }
+                StateProj::Buffering { collect, pending } => {
+                    let bytes = ready!(collect.poll(cx)).map_err(Into::into)?.to_bytes();
+                    let Buffered {
+                        mut inner,
+                        head,
+                        tokens,
+                        generation,
+                    } = *pending.take().expect(POLLED_AFTER_COMPLETION);
+                    // `FROM_BUFFERED` promised these; a body type that breaks the promise gets
+                    // its request refused rather than sent without its body.
+                    let (Some(body), Some(copy)) =
+                        (B::from_buffered(bytes.clone()), B::from_buffered(bytes))
+                    else {
+                        return Poll::Ready(Err(failure(TokenErrorKind::NotReplayable)));
+                    };
+                    let request = Request::from_parts(head, body);
+                    let pending = Pending {
+                        inner: inner.clone(),
+                        request: clone_with_body(&request, copy),
+                        tokens,
+                        generation,
+                    };
+                    State::Sent {
+                        future: inner.call(request),
+                        replay: Replay::Ready(Box::new(pending)),
                     }
                 }
                 StateProj::Refetching { flight, pending } => {
@@ -490,6 +586,7 @@ where
 impl<S, B> fmt::Debug for ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
+    B: Body,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()

@@ -56,7 +56,16 @@ pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 impl CapturedLogs {
     /// Installs a TRACE-level subscriber writing here, for the current thread, until the guard
     /// is dropped.
+    ///
+    /// `tracing` caches each callsite's interest process-wide, computed on whichever thread hits
+    /// it first. A sibling test without a subscriber would cache "never" and silence the event
+    /// here too, so a silent always-interested global subscriber is installed once first: with
+    /// two dispatchers live, interest is the union of both and never collapses to "never".
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        });
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
