@@ -36,11 +36,15 @@
 //! - [`token`]: fetched credentials (access tokens) and their cache.
 //! - [`classify`]: typed outcomes of responses, the classify layer and a retry policy.
 //! - [`providers`]: presets for Akkio, Polyteia, Erathos and Akool.
+//! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
+//!   store, in axum apps and any tower server.
 //! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
 //!
 //! # Feature flags
 //!
-//! - `mock`: the loopback stand-ins in [`mock`] (pulls in `axum`).
+//! - `server` (default): the [`server`] module (pulls in `sha2` and `subtle`).
+//! - `axum`: the server side's `Principal` extractor for axum handlers.
+//! - `mock`: the loopback stand-ins in [`mock`] (implies `axum`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -55,6 +59,9 @@ pub mod credential;
 pub mod mock;
 pub mod providers;
 mod secret;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 pub mod token;
 
 pub use self::client::{Auth, AuthLayer, TokenAuth, TokenAuthLayer};

@@ -1,0 +1,184 @@
+//! Finding the one credential a request presents.
+//!
+//! The rules, for each accepted [`Placement`]:
+//!
+//! - A header of its own (`X-API-Key`): its whole value is the credential.
+//! - `Authorization: <Scheme> <credential>`: the scheme is matched case-insensitively (RFC 9110:
+//!   `bearer` is `Bearer`), followed by exactly one space; an `Authorization` header with a scheme
+//!   that is not accepted is not a credential (it may be meant for someone else).
+//! - The credential itself is compared exactly. It must be 1 to [`MAX_CREDENTIAL_LEN`] bytes of
+//!   visible ASCII: no space, tab or control character, nothing outside ASCII.
+//! - The header must appear once, and the request must present one credential: a repeated
+//!   header, or two credentials (`X-API-Key` and `Authorization` both), is malformed, even if
+//!   the values agree: there is no telling which one the client meant.
+
+use http::HeaderMap;
+
+use super::Rejection;
+use crate::Placement;
+
+/// The longest credential accepted, in bytes. Longer ones are malformed.
+pub const MAX_CREDENTIAL_LEN: usize = 4096;
+
+/// The credential `headers` present in one of `placements`.
+pub(crate) fn credential<'h>(
+    placements: &[Placement],
+    headers: &'h HeaderMap,
+) -> Result<&'h [u8], Rejection> {
+    let mut found = None;
+    for placement in placements {
+        let mut values = headers.get_all(placement.header_name()).iter();
+        let Some(value) = values.next() else { continue };
+        let value = value.as_bytes();
+        let credential = match placement.scheme() {
+            None => value,
+            Some(scheme) => match strip_scheme(value, scheme) {
+                Some(rest) => rest.strip_prefix(b" ").ok_or(Rejection::Malformed)?,
+                None => continue,
+            },
+        };
+        if values.next().is_some() || found.is_some() || !is_well_formed(credential) {
+            return Err(Rejection::Malformed);
+        }
+        found = Some(credential);
+    }
+    found.ok_or(Rejection::Missing)
+}
+
+/// What follows `scheme` in `value`, if `value` starts with that scheme as a whole token.
+fn strip_scheme<'v>(value: &'v [u8], scheme: &str) -> Option<&'v [u8]> {
+    let end = value
+        .iter()
+        .position(|b| !is_tchar(*b))
+        .unwrap_or(value.len());
+    let (token, rest) = value.split_at(end);
+    token
+        .eq_ignore_ascii_case(scheme.as_bytes())
+        .then_some(rest)
+}
+
+fn is_well_formed(credential: &[u8]) -> bool {
+    !credential.is_empty()
+        && credential.len() <= MAX_CREDENTIAL_LEN
+        && credential.iter().all(|b| matches!(b, b'!'..=b'~'))
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use http::header::AUTHORIZATION;
+
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn every_header_variant_gets_its_documented_answer() {
+        let accepted = [
+            Placement::bearer(),
+            Placement::api_key(),
+            Placement::header("x-api-key").unwrap(),
+        ];
+        let long = format!("Bearer {}", "k".repeat(MAX_CREDENTIAL_LEN + 1));
+        let longest = format!("Bearer {}", "k".repeat(MAX_CREDENTIAL_LEN));
+        type Headers<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: &[(Headers<'_>, Result<&[u8], Rejection>)] = &[
+            (&[("authorization", b"Bearer abc")], Ok(b"abc")),
+            (&[("authorization", b"bearer abc")], Ok(b"abc")),
+            (&[("authorization", b"BEARER abc")], Ok(b"abc")),
+            (&[("authorization", b"Api-Key abc")], Ok(b"abc")),
+            (&[("authorization", b"api-key abc")], Ok(b"abc")),
+            (&[("x-api-key", b"abc")], Ok(b"abc")),
+            (
+                &[("authorization", longest.as_bytes())],
+                Ok(&longest.as_bytes()[7..]),
+            ),
+            // The credential is exact: its case is kept.
+            (&[("authorization", b"Bearer AbC")], Ok(b"AbC")),
+            (&[], Err(Rejection::Missing)),
+            (&[("authorization", b"Basic abc")], Err(Rejection::Missing)),
+            (&[("authorization", b"Bearerabc")], Err(Rejection::Missing)),
+            (&[("authorization", b"Bearer")], Err(Rejection::Malformed)),
+            (&[("authorization", b"Bearer ")], Err(Rejection::Malformed)),
+            (
+                &[("authorization", b"Bearer  abc")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("authorization", b"Bearer\tabc")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("authorization", b"Bearer abc def")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("authorization", b"Bearer abc\t")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("authorization", b"Bearer k\xc3\xa9y")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("authorization", long.as_bytes())],
+                Err(Rejection::Malformed),
+            ),
+            (&[("x-api-key", b"")], Err(Rejection::Malformed)),
+            (&[("x-api-key", b"a b")], Err(Rejection::Malformed)),
+            (
+                &[
+                    ("authorization", b"Bearer abc"),
+                    ("authorization", b"Bearer abc"),
+                ],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("x-api-key", b"abc"), ("x-api-key", b"def")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("x-api-key", b"abc"), ("authorization", b"Bearer def")],
+                Err(Rejection::Malformed),
+            ),
+            (
+                &[("x-api-key", b"abc"), ("authorization", b"Bearer abc")],
+                Err(Rejection::Malformed),
+            ),
+            // A scheme that is not accepted does not count as a second credential.
+            (
+                &[("x-api-key", b"abc"), ("authorization", b"Basic def")],
+                Ok(b"abc"),
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let map = headers(pairs);
+            assert_eq!(&credential(&accepted, &map), expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn only_accepted_places_are_read() {
+        let bearer_only = [Placement::bearer()];
+        let map = headers(&[("x-api-key", b"abc")]);
+        assert_eq!(credential(&bearer_only, &map), Err(Rejection::Missing));
+        let map = headers(&[("authorization", b"Api-Key abc")]);
+        assert_eq!(credential(&bearer_only, &map), Err(Rejection::Missing));
+        let map = headers(&[(AUTHORIZATION.as_str(), b"Bearer abc")]);
+        assert_eq!(credential(&bearer_only, &map), Ok(&b"abc"[..]));
+    }
+}

@@ -1,0 +1,193 @@
+//! Why a request is refused, and the response that says so.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+/// Why [`ValidateCredential`](super::ValidateCredential) refused a request.
+///
+/// `Display` gives the precise reason, for logs; the response tells the client less (an unknown
+/// and a revoked key look the same to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No credential in any accepted place (401).
+    Missing,
+    /// A credential in an accepted place, but not one that can be valid (401): empty, with
+    /// whitespace or control characters, not ASCII, too long, a wrong delimiter after the
+    /// scheme, the header repeated, or two credentials in one request.
+    Malformed,
+    /// The store does not know the credential (401).
+    Unknown,
+    /// The credential's expiry has passed (401).
+    Expired,
+    /// The credential was revoked (401).
+    Revoked,
+    /// The credential is valid, but its principal may not make this request (403).
+    Forbidden,
+    /// The key store could not answer (503).
+    Unavailable,
+}
+
+impl Rejection {
+    /// The HTTP status of the default (JSON) response.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The machine-readable `error` of the JSON response.
+    pub fn error_code(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_credential",
+            Self::Malformed => "malformed_credential",
+            Self::Unknown | Self::Revoked => "invalid_credential",
+            Self::Expired => "expired_credential",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The `message` of the JSON response, for the client.
+    pub fn public_message(self) -> &'static str {
+        match self {
+            Self::Missing => "no credential was presented",
+            Self::Malformed => "the credential is malformed",
+            Self::Unknown | Self::Revoked => "the credential is not valid",
+            Self::Expired => "the credential has expired",
+            Self::Forbidden => "the credential does not allow this request",
+            Self::Unavailable => "credentials cannot be checked right now, try again later",
+        }
+    }
+
+    /// The Akool body code (see [`RejectionResponse::akool`]).
+    pub fn akool_code(self) -> i64 {
+        match self {
+            Self::Missing => 1102,
+            Self::Malformed | Self::Unknown | Self::Expired => 1101,
+            Self::Revoked => 1200,
+            Self::Forbidden => 1009,
+            Self::Unavailable => 1108,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "no credential presented",
+            Self::Malformed => "malformed credential",
+            Self::Unknown => "unknown credential",
+            Self::Expired => "expired credential",
+            Self::Revoked => "revoked credential",
+            Self::Forbidden => "credential not allowed this request",
+            Self::Unavailable => "key store unavailable",
+        })
+    }
+}
+
+/// How a refused request is answered.
+///
+/// - [`json`](Self::json) (the default): the status of [`Rejection::status`], a body
+///   `{"error": <error_code>, "message": <public_message>}`, and `WWW-Authenticate` on 401 when
+///   an `Authorization` scheme is accepted.
+/// - [`akool`](Self::akool): HTTP 200 with Akool's envelope `{"code": <akool_code>, "msg": ..}`,
+///   so the layer can front an Akool-compatible service (1102 missing, 1101 invalid or expired,
+///   1200 revoked, 1009 forbidden, 1108 store unavailable).
+/// - [`custom`](Self::custom): any response built from the [`Rejection`].
+#[derive(Clone)]
+pub struct RejectionResponse(Style);
+
+#[derive(Clone)]
+enum Style {
+    Json,
+    Akool,
+    Custom(Arc<dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync>),
+}
+
+impl RejectionResponse {
+    /// JSON with the rejection's status (the default).
+    pub fn json() -> Self {
+        Self(Style::Json)
+    }
+
+    /// Akool's envelope in an HTTP 200.
+    pub fn akool() -> Self {
+        Self(Style::Akool)
+    }
+
+    /// The response `respond` builds. The layer adds nothing to it.
+    pub fn custom<F>(respond: F) -> Self
+    where
+        F: Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        Self(Style::Custom(Arc::new(respond)))
+    }
+
+    /// The response for `rejection`; `challenge` is the `WWW-Authenticate` value for a 401.
+    pub(crate) fn respond(
+        &self,
+        rejection: Rejection,
+        challenge: Option<&HeaderValue>,
+    ) -> Response<Full<Bytes>> {
+        let (status, body) = match &self.0 {
+            Style::Custom(respond) => return respond(rejection),
+            Style::Json => (
+                rejection.status(),
+                serde_json::json!({
+                    "error": rejection.error_code(),
+                    "message": rejection.public_message(),
+                }),
+            ),
+            Style::Akool => (
+                StatusCode::OK,
+                serde_json::json!({
+                    "code": rejection.akool_code(),
+                    "msg": akool_message(rejection),
+                }),
+            ),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let (StatusCode::UNAUTHORIZED, Some(challenge)) = (status, challenge) {
+            headers.insert(WWW_AUTHENTICATE, challenge.clone());
+        }
+        response
+    }
+}
+
+impl Default for RejectionResponse {
+    fn default() -> Self {
+        Self::json()
+    }
+}
+
+impl fmt::Debug for RejectionResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Style::Json => "RejectionResponse::Json",
+            Style::Akool => "RejectionResponse::Akool",
+            Style::Custom(_) => "RejectionResponse::Custom",
+        })
+    }
+}
+
+/// Akool's own wording for its codes.
+fn akool_message(rejection: Rejection) -> &'static str {
+    match rejection.akool_code() {
+        1102 => "Authorization cannot be empty",
+        1101 => "Invalid authorization or The request token has expired",
+        1200 => "The account has been banned",
+        1009 => "You do not have permission to perform this action",
+        _ => "Service busy, please try again later",
+    }
+}
