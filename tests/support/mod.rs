@@ -103,7 +103,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
 pub struct CannedServer {
     pub base_url: String,
     hits: Arc<Mutex<std::collections::HashMap<String, usize>>>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _served: Served,
 }
 
 impl CannedServer {
@@ -201,6 +201,33 @@ impl CannedServer {
                 }),
             )
             .with_state(Arc::clone(&hits));
+        let served = Served::start(router).await;
+        Self {
+            base_url: served.base_url.clone(),
+            hits,
+            _served: served,
+        }
+    }
+
+    /// How many times `/flaky/{code}/{n}` was called.
+    pub fn hits(&self, code: u16, n: usize) -> usize {
+        let key = format!("{code}/{n}");
+        self.hits.lock().unwrap().get(&key).copied().unwrap_or(0)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+/// An axum app served on `127.0.0.1` with a free port, until dropped.
+pub struct Served {
+    pub base_url: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Served {
+    pub async fn start(router: axum::Router) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -214,15 +241,8 @@ impl CannedServer {
         });
         Self {
             base_url,
-            hits,
             _shutdown: shutdown,
         }
-    }
-
-    /// How many times `/flaky/{code}/{n}` was called.
-    pub fn hits(&self, code: u16, n: usize) -> usize {
-        let key = format!("{code}/{n}");
-        self.hits.lock().unwrap().get(&key).copied().unwrap_or(0)
     }
 
     pub fn url(&self, path: &str) -> String {
