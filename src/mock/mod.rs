@@ -1,9 +1,10 @@
 //! Loopback stand-ins of the four providers, for tests and examples that must run offline.
 //!
 //! Each stand-in is an HTTP server on `127.0.0.1` with a port of its own (so each has an origin
-//! of its own, as the real APIs do). It checks credentials the way its provider documents,
+//! of its own, as the real APIs do). It checks credentials the way its provider documents, with
+//! the crate's own [server side](crate::server) (so client and server test each other),
 //! answers like the provider does (Akool with HTTP 200 and a body code), and records what it
-//! received so a test can assert on the headers that arrived.
+//! received, refused requests included, so a test can assert on the headers that arrived.
 //!
 //! ```
 //! use tower_api_auth::mock::{MockServer, Provider};
@@ -25,7 +26,7 @@
 //! | Akkio | `X-API-Key` | 401 `{"error"}` | 403 under `/api/v1/restricted` | 200 JSON |
 //! | Polyteia | `Authorization: Bearer`, JSON content type required (else 415) | 401 `{"error"}` | 403 for `{"query": "restricted"}` | 200 `{"data"}` |
 //! | Erathos | `Authorization: Api-Key` | 401 `{"detail"}` | 403 for workspace `restricted` | 200 JSON |
-//! | Akool | `Authorization: Bearer` wins over `x-api-key` | 200 `{"code": 1102}` / `{"code": 1101}` | 200 `{"code": 1200}` for banned keys | 200 `{"code": 1000}` |
+//! | Akool | `x-api-key` or `Authorization: Bearer`; both at once is refused, as a stale token would win at Akool | 200 `{"code": 1102}` / `{"code": 1101}` | 200 `{"code": 1200}` for banned keys | 200 `{"code": 1000}` |
 //!
 //! Token endpoints, counting every call ([`MockServer::token_request_count`]):
 //!
@@ -42,7 +43,6 @@
 
 mod providers;
 
-use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +53,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::server::{KeyDigest, KeyRecord, KeyStore, MemoryKeyStore, Principal};
 
 /// The provider a [`MockServer`] plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,10 +114,9 @@ pub enum TokenFault {
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    keys: Mutex<HashSet<String>>,
-    banned: Mutex<HashSet<String>>,
+    /// API keys and issued tokens, as the server side holds them; told apart by principal.
+    keys: MemoryKeyStore,
     requests: Mutex<Vec<RecordedRequest>>,
-    tokens: Mutex<HashSet<String>>,
     token_requests: AtomicUsize,
     token_fault: Mutex<Option<TokenFault>>,
     token_ttl: Mutex<Option<Duration>>,
@@ -130,13 +131,20 @@ struct HoldState {
     release: Semaphore,
 }
 
+/// The principal of every API key the stand-in accepts.
+const API_KEY: &str = "api-key";
+/// The principal of every token it issued.
+const TOKEN: &str = "token";
+
 impl State {
+    /// Whether `key` is an accepted (and not banned) API key: what the token endpoints take.
     pub(crate) fn is_accepted(&self, key: &str) -> bool {
-        lock(&self.keys).contains(key)
+        let found = self.keys.lookup(&KeyDigest::of(key)).into_inner();
+        matches!(found, Ok(Some(record)) if !record.is_revoked() && record.principal().id() == API_KEY)
     }
 
-    pub(crate) fn is_issued(&self, token: &str) -> bool {
-        lock(&self.tokens).contains(token)
+    pub(crate) fn keys(&self) -> &MemoryKeyStore {
+        &self.keys
     }
 
     /// Counts a token request and says how to answer it: `Err(fault)` or a fresh token.
@@ -146,7 +154,8 @@ impl State {
     }
 
     pub(crate) fn issue(&self, token: String) {
-        lock(&self.tokens).insert(token);
+        self.keys
+            .insert(token, KeyRecord::new(Principal::new(TOKEN)));
     }
 
     pub(crate) fn token_request_count(&self) -> usize {
@@ -155,10 +164,6 @@ impl State {
 
     pub(crate) fn token_ttl(&self) -> Option<Duration> {
         *lock(&self.token_ttl)
-    }
-
-    pub(crate) fn is_banned(&self, key: &str) -> bool {
-        lock(&self.banned).contains(key)
     }
 
     /// Waits here if a hold is set and still has room; the request that fills the hold takes
@@ -236,17 +241,20 @@ impl MockServer {
 
     /// Accepts `key` from now on (an API key; for Polyteia a personal access key).
     pub fn accept_key(&self, key: &str) {
-        lock(&self.state.keys).insert(key.to_owned());
+        let record = KeyRecord::new(Principal::new(API_KEY));
+        self.state.keys.insert(key, record);
     }
 
     /// Stops accepting `key`, as when it is deleted or expires upstream.
     pub fn revoke_key(&self, key: &str) {
-        lock(&self.state.keys).remove(key);
+        self.state.keys.remove(key);
     }
 
-    /// Treats `key` as belonging to a banned account (Akool answers code 1200).
+    /// Treats `key` as belonging to a banned account: its record is revoked (Akool answers code
+    /// 1200, the others 401).
     pub fn ban_key(&self, key: &str) {
-        lock(&self.state.banned).insert(key.to_owned());
+        let record = KeyRecord::new(Principal::new(API_KEY)).revoked();
+        self.state.keys.insert(key, record);
     }
 
     /// Makes the token endpoint misbehave (`Some`) or behave again (`None`).
@@ -262,7 +270,9 @@ impl MockServer {
     /// Forgets every token issued so far: requests carrying one are rejected as expired
     /// (Akool code 1101, Polyteia 401).
     pub fn expire_tokens(&self) {
-        lock(&self.state.tokens).clear();
+        self.state
+            .keys
+            .retain(|_, record| record.principal().id() != TOKEN);
     }
 
     /// How many token requests (Akool getToken, Polyteia exchange) arrived, failed ones included.

@@ -5,25 +5,23 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State as AxumState};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::routing::{any, get, post};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode, Uri};
+use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::{Provider, RecordedRequest, State, TokenFault};
+use crate::Placement;
+use crate::server::{Rejection, RejectionResponse, Requirement, ValidateCredentialLayer};
 
 type Shared = Arc<State>;
 
 pub(super) fn router(provider: Provider, state: Shared) -> Router {
-    let api = match provider {
-        Provider::Akkio => axum::routing::any(akkio),
-        Provider::Polyteia => axum::routing::any(polyteia),
-        Provider::Erathos => axum::routing::any(erathos),
-        Provider::Akool => axum::routing::any(akool),
-    };
     let tokens = match provider {
         Provider::Akool => Router::new().route("/api/open/v3/getToken", post(akool_get_token)),
         Provider::Polyteia => Router::new().route(
@@ -32,103 +30,134 @@ pub(super) fn router(provider: Provider, state: Shared) -> Router {
         ),
         _ => Router::new(),
     };
-    Router::new()
+    let api = Router::new()
+        .fallback(match provider {
+            Provider::Akkio => any(akkio),
+            Provider::Polyteia => any(polyteia),
+            Provider::Erathos => any(erathos),
+            Provider::Akool => any(akool),
+        })
+        // The hold comes before the check, so that held requests are judged on release.
+        .layer(validation(provider, &state))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), hold));
+    let app = Router::new()
         .merge(tokens)
         .route("/_mock/redirect", get(redirect))
-        .fallback_service(api.with_state(Arc::clone(&state)))
-        .with_state(state)
+        .fallback_service(api)
+        .with_state(Arc::clone(&state))
+        .layer(middleware::from_fn_with_state(state, record));
+    Router::new().fallback_service(app)
 }
 
-/// A request as a handler sees it, after it was recorded.
-struct Received {
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+/// The server side as each provider documents it: where the credential goes, what is
+/// forbidden, and the bodies of refusals.
+fn validation(
+    provider: Provider,
+    state: &State,
+) -> ValidateCredentialLayer<crate::server::MemoryKeyStore> {
+    let keys = state.keys().clone();
+    let x_api_key = || Placement::header("x-api-key").expect("a valid header name");
+    match provider {
+        Provider::Akkio => ValidateCredentialLayer::new(x_api_key(), keys)
+            .require(Requirement::predicate(|_, request| {
+                !request.uri.path().starts_with("/api/v1/restricted")
+            }))
+            .reject_with(RejectionResponse::custom(|rejection| match rejection {
+                Rejection::Missing => refusal(rejection, "error", "missing X-API-Key header"),
+                Rejection::Forbidden => refusal(
+                    rejection,
+                    "error",
+                    "your organization does not have access to this resource",
+                ),
+                _ => refusal(rejection, "error", "invalid API key"),
+            })),
+        Provider::Polyteia => ValidateCredentialLayer::new(Placement::bearer(), keys).reject_with(
+            RejectionResponse::custom(|rejection| {
+                refusal(
+                    rejection,
+                    "error",
+                    "invalid or missing authentication token",
+                )
+            }),
+        ),
+        Provider::Erathos => ValidateCredentialLayer::new(Placement::api_key(), keys)
+            .require(Requirement::predicate(|_, request| {
+                !request
+                    .uri
+                    .path()
+                    .starts_with("/developers/workspaces/restricted/")
+            }))
+            .reject_with(RejectionResponse::custom(|rejection| match rejection {
+                Rejection::Forbidden => refusal(
+                    rejection,
+                    "detail",
+                    "You do not have permission to perform this action.",
+                ),
+                _ => refusal(
+                    rejection,
+                    "detail",
+                    "Authentication credentials were not provided or are invalid.",
+                ),
+            })),
+        Provider::Akool => ValidateCredentialLayer::new(x_api_key(), keys)
+            .accept(Placement::bearer())
+            .reject_with(RejectionResponse::akool()),
+    }
 }
 
-/// Records `request` (body included) and, for API routes, waits at the hold if one is set.
-async fn receive(state: &State, request: Request, api: bool) -> Received {
+/// A refusal with the rejection's status and `{field: message}`.
+fn refusal(rejection: Rejection, field: &str, message: &str) -> http::Response<Full<Bytes>> {
+    let body = json!({ field: message }).to_string();
+    let mut response = http::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = rejection.status();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Records every request (body included) before anything else looks at it.
+async fn record(AxumState(state): AxumState<Shared>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     // A body that cannot be read (too large, connection gone) is recorded as empty.
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
         .unwrap_or_default();
     state.record(RecordedRequest {
-        method: parts.method,
+        method: parts.method.clone(),
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),
     });
-    if api {
-        state.wait_at_hold().await;
-    }
-    Received {
-        uri: parts.uri,
-        headers: parts.headers,
-        body,
-    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
-async fn redirect(
-    AxumState(state): AxumState<Shared>,
-    Query(query): Query<HashMap<String, String>>,
-    request: Request,
-) -> Response {
-    receive(&state, request, false).await;
+/// Waits at the hold, if one is set, for API requests.
+async fn hold(AxumState(state): AxumState<Shared>, request: Request, next: Next) -> Response {
+    state.wait_at_hold().await;
+    next.run(request).await
+}
+
+async fn redirect(Query(query): Query<HashMap<String, String>>) -> Response {
     match query.get("to") {
         Some(to) => Redirect::temporary(to).into_response(),
         None => (StatusCode::BAD_REQUEST, "missing ?to=").into_response(),
     }
 }
 
-/// The credential behind `scheme` in `Authorization`, if that is how the request is
-/// authenticated. The scheme is matched exactly, as the providers document it.
-fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix(scheme)?.strip_prefix(' ')
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name)?.to_str().ok()
-}
-
 fn error(status: StatusCode, field: &str, message: &str) -> Response {
     (status, Json(json!({ field: message }))).into_response()
 }
 
-async fn akkio(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { uri, headers, .. } = receive(&state, request, true).await;
-    let Some(key) = header(&headers, "x-api-key") else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "error",
-            "missing X-API-Key header",
-        );
-    };
-    if !state.is_accepted(key) {
-        return error(StatusCode::UNAUTHORIZED, "error", "invalid API key");
-    }
-    if uri.path().starts_with("/api/v1/restricted") {
-        return error(
-            StatusCode::FORBIDDEN,
-            "error",
-            "your organization does not have access to this resource",
-        );
-    }
+async fn akkio(uri: Uri) -> Response {
     Json(json!({ "status": "ok", "path": uri.path() })).into_response()
 }
 
-async fn polyteia(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { headers, body, .. } = receive(&state, request, true).await;
-    let bearer = authorization(&headers, "Bearer");
-    if !bearer.is_some_and(|key| state.is_accepted(key) || state.is_issued(key)) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "error",
-            "invalid or missing authentication token",
-        );
-    }
-    let json = header(&headers, CONTENT_TYPE.as_str())
+async fn polyteia(headers: HeaderMap, body: Bytes) -> Response {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|ct| ct.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
     if !json {
         return error(
@@ -155,45 +184,12 @@ async fn polyteia(AxumState(state): AxumState<Shared>, request: Request) -> Resp
     Json(json!({ "data": { "name": name } })).into_response()
 }
 
-async fn erathos(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { uri, headers, .. } = receive(&state, request, true).await;
-    if !authorization(&headers, "Api-Key").is_some_and(|key| state.is_accepted(key)) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "detail",
-            "Authentication credentials were not provided or are invalid.",
-        );
-    };
-    if uri.path().starts_with("/developers/workspaces/restricted/") {
-        return error(
-            StatusCode::FORBIDDEN,
-            "detail",
-            "You do not have permission to perform this action.",
-        );
-    }
+async fn erathos(uri: Uri) -> Response {
     Json(json!({ "results": [], "path": uri.path() })).into_response()
 }
 
-async fn akool(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { headers, .. } = receive(&state, request, true).await;
-    // Akool's documented precedence: `Authorization` is used first, `x-api-key` discarded.
-    // A bearer credential must be a token from getToken; `x-api-key` an API key.
-    const EXPIRED: &str = "Invalid authorization or The request token has expired";
-    let (code, msg) = match (headers.get(AUTHORIZATION), header(&headers, "x-api-key")) {
-        (Some(_), _) => match authorization(&headers, "Bearer") {
-            Some(token) if state.is_issued(token) => (1000, "OK"),
-            _ => (1101, EXPIRED),
-        },
-        (None, Some(key)) if state.is_banned(key) => (1200, "The account has been banned"),
-        (None, Some(key)) if state.is_accepted(key) => (1000, "OK"),
-        (None, Some(_)) => (1101, EXPIRED),
-        (None, None) => (1102, "Authorization cannot be empty"),
-    };
-    if code == 1000 {
-        return Json(json!({ "code": 1000, "msg": msg, "data": { "credit": 100 } }))
-            .into_response();
-    }
-    Json(json!({ "code": code, "msg": msg })).into_response()
+async fn akool() -> Response {
+    Json(json!({ "code": 1000, "msg": "OK", "data": { "credit": 100 } })).into_response()
 }
 
 /// Answers a token request as the fault injected says; `None` means "answer normally".
@@ -220,8 +216,7 @@ async fn token_fault(state: &State) -> Option<Response> {
     }
 }
 
-async fn akool_get_token(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { body, .. } = receive(&state, request, false).await;
+async fn akool_get_token(AxumState(state): AxumState<Shared>, body: Bytes) -> Response {
     if let Some(fault) = token_fault(&state).await {
         return fault;
     }
@@ -242,8 +237,7 @@ async fn akool_get_token(AxumState(state): AxumState<Shared>, request: Request) 
     }
 }
 
-async fn polyteia_exchange(AxumState(state): AxumState<Shared>, request: Request) -> Response {
-    let Received { body, .. } = receive(&state, request, false).await;
+async fn polyteia_exchange(AxumState(state): AxumState<Shared>, body: Bytes) -> Response {
     if let Some(fault) = token_fault(&state).await {
         return fault;
     }

@@ -42,7 +42,7 @@
 //!
 //! # The pieces
 //!
-//! - [`ValidateCredentialLayer`] reads the credential from the accepted [`Placement`]s, looks
+//! - [`ValidateCredentialLayer`] reads the credential from the accepted [`Placement`](crate::Placement)s, looks
 //!   its [`KeyDigest`] up in a [`KeyStore`], checks expiry, revocation and any
 //!   [`Requirement`], and puts the [`Principal`] into the request's extensions. With the `axum`
 //!   feature, handlers take the `Principal` as an extractor.
