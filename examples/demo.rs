@@ -3,12 +3,16 @@
 //! Starts loopback stand-ins of Akkio, Polyteia, Erathos and Akool, sends requests through a
 //! hyper-util client wrapped in the crate's layers, and shows what arrived and what came back:
 //! the header each provider expects, 401/403 for wrong or missing keys, Akool's body codes, a
-//! key rotated mid-run, and a key that stays home when a request goes to another origin.
+//! key rotated mid-run, a key that stays home when a request goes to another origin, and the
+//! server side: an axum app of your own that checks keys, scopes and revocations.
 //!
 //! ```sh
 //! cargo run --example demo
 //! RUST_LOG=tower_api_auth=trace cargo run --example demo   # more of the crate's tracing
 //! ```
+
+#[path = "shared/jobs_api.rs"]
+mod jobs_api;
 
 use std::error::Error;
 
@@ -23,7 +27,7 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, Outcome};
 use tower_api_auth::mock::{MockProviders, MockServer};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
-use tower_api_auth::{AuthLayer, TokenAuthLayer};
+use tower_api_auth::{AuthLayer, Credential, TokenAuthLayer};
 use tracing_subscriber::EnvFilter;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -173,6 +177,47 @@ async fn main() -> Result {
         println!("    outcome  {outcome}");
     }
     println!("    received {}", String::from_utf8_lossy(&body));
+
+    section("Your own API: an axum app behind ValidateCredentialLayer");
+    let keys = jobs_api::demo_keys();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = jobs_api::app(keys.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let as_key = |key: &str| -> Result<_> {
+        let credential = Credential::header("x-api-key", key).origin(&base).build()?;
+        Ok(AuthLayer::new(credential).layer(client.clone()))
+    };
+    let reader = as_key("reader-key-0001")?;
+    for (what, api, request) in [
+        ("reader, GET /v1/me", &reader, get(format!("{base}/v1/me"))),
+        (
+            "reader, POST /v1/jobs",
+            &reader,
+            post(&format!("{base}/v1/jobs"), "{}"),
+        ),
+        (
+            "writer, POST /v1/jobs",
+            &as_key("writer-key-0002")?,
+            post(&format!("{base}/v1/jobs"), "{}"),
+        ),
+        (
+            "unknown key",
+            &as_key("nobody-key")?,
+            get(format!("{base}/v1/me")),
+        ),
+    ] {
+        let response = api.clone().oneshot(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        println!(
+            "  {what:<22} -> {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    keys.revoke("reader-key-0001");
+    let response = reader.clone().oneshot(get(format!("{base}/v1/me"))).await?;
+    println!("  reader, after revoke   -> {}", response.status());
 
     section("Bad input is a typed error at construction, and names no secret");
     for (what, result) in [
