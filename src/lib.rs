@@ -51,6 +51,7 @@
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builder;
 pub mod classify;
 pub mod client;
 pub mod credential;
@@ -64,6 +65,7 @@ mod secret;
 pub mod server;
 pub mod token;
 
+pub use self::builder::ServiceBuilderExt;
 pub use self::client::{Auth, AuthLayer, TokenAuth, TokenAuthLayer};
 pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origin, Placement};
 pub use self::secret::Secret;

@@ -87,6 +87,20 @@ impl<E: 'static> ReplayBody for UnsyncBoxBody<Bytes, E> {
     }
 }
 
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl ReplayBody for tonic::body::Body {
+    const FROM_BUFFERED: bool = true;
+
+    fn try_clone(&self) -> Option<Self> {
+        None
+    }
+
+    fn from_buffered(bytes: Bytes) -> Option<Self> {
+        Some(tonic::body::Body::new(Full::new(bytes)))
+    }
+}
+
 /// A copy of `request` to send again, if its body can be copied.
 pub(crate) fn try_clone_request<B: ReplayBody>(request: &Request<B>) -> Option<Request<B>> {
     Some(clone_with_body(request, request.body().try_clone()?))

@@ -101,6 +101,8 @@ impl fmt::Display for Rejection {
 /// - [`akool`](Self::akool): HTTP 200 with Akool's envelope `{"code": <akool_code>, "msg": ..}`,
 ///   so the layer can front an Akool-compatible service (1102 missing, 1101 invalid or expired,
 ///   1200 revoked, 1009 forbidden, 1108 store unavailable).
+/// - [`grpc`](Self::grpc): a gRPC trailers-only answer (`grpc-status` 16 unauthenticated, 7
+///   permission denied, 14 unavailable), for a tonic server.
 /// - [`custom`](Self::custom): any response built from the [`Rejection`].
 #[derive(Clone)]
 pub struct RejectionResponse(Style);
@@ -109,6 +111,7 @@ pub struct RejectionResponse(Style);
 enum Style {
     Json,
     Akool,
+    Grpc,
     Custom(Arc<dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync>),
 }
 
@@ -121,6 +124,11 @@ impl RejectionResponse {
     /// Akool's envelope in an HTTP 200.
     pub fn akool() -> Self {
         Self(Style::Akool)
+    }
+
+    /// A gRPC error status in an HTTP 200 with no body, as gRPC servers answer.
+    pub fn grpc() -> Self {
+        Self(Style::Grpc)
     }
 
     /// The response `respond` builds. The layer adds nothing to it.
@@ -139,6 +147,7 @@ impl RejectionResponse {
     ) -> Response<Full<Bytes>> {
         let (status, body) = match &self.0 {
             Style::Custom(respond) => return respond(rejection),
+            Style::Grpc => return grpc(rejection),
             Style::Json => (
                 rejection.status(),
                 serde_json::json!({
@@ -176,9 +185,29 @@ impl fmt::Debug for RejectionResponse {
         f.write_str(match self.0 {
             Style::Json => "RejectionResponse::Json",
             Style::Akool => "RejectionResponse::Akool",
+            Style::Grpc => "RejectionResponse::Grpc",
             Style::Custom(_) => "RejectionResponse::Custom",
         })
     }
+}
+
+/// A trailers-only gRPC response: the status in the headers, no body.
+fn grpc(rejection: Rejection) -> Response<Full<Bytes>> {
+    let code = match rejection.status() {
+        StatusCode::FORBIDDEN => "7",
+        StatusCode::SERVICE_UNAVAILABLE => "14",
+        _ => "16",
+    };
+    let mut response = Response::new(Full::default());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    // Public messages are printable ASCII without `%`: valid `grpc-message` as they are.
+    headers.insert(
+        "grpc-message",
+        HeaderValue::from_static(rejection.public_message()),
+    );
+    response
 }
 
 /// Akool's own wording for its codes.
