@@ -29,6 +29,103 @@
 //! # }
 //! ```
 //!
+//! # Fetched tokens
+//!
+//! Some APIs trade a long-lived secret for an access token (Akool's `getToken`, Polyteia's key
+//! exchange). A [`TokenCredential`] fetches it lazily, once for all concurrent callers, caches it
+//! in `arc_swap`, and refreshes it ahead of its expiry; [`TokenAuthLayer`] attaches it, and
+//! replays a request once with a new token when the API says the token expired (a 401, or
+//! Akool's code 1101 in an HTTP 200). A [`TokenSource`] is any async closure:
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_api_auth::{ServiceBuilderExt, Token, TokenCredential};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let tokens = TokenCredential::builder(|| async {
+//!     // POST to the token endpoint here.
+//!     Ok::<_, std::io::Error>(Token::new("access-token"))
+//! })
+//! .origin("https://api.example.com")
+//! .build()?;
+//!
+//! # let http_client = tower::service_fn(|request: Request<String>| async move {
+//! #     let ok = request.headers()["authorization"] == "Bearer access-token";
+//! #     let status = if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+//! #     Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(String::new()).unwrap())
+//! # });
+//! let mut client = ServiceBuilder::new().token_auth(tokens.clone()).service(http_client);
+//! let request = Request::get("https://api.example.com/v1/things").body(String::new())?;
+//! let response = client.ready().await?.call(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(tokens.fetch_count(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Classification and retries
+//!
+//! [`ClassifyLayer`](classify::ClassifyLayer) turns every response into a typed
+//! [`Outcome`](classify::Outcome) — success, credential rejected or missing, forbidden, banned,
+//! rate limited, transient — from its status and, for APIs like Akool, from a JSON body code (the
+//! body is handed on intact). [`RetryPolicy`](classify::RetryPolicy) retries the transient ones
+//! with `tower::retry`, honouring `Retry-After`, and never the permanent ones:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use http::{Request, Response, StatusCode};
+//! use tower::retry::RetryLayer;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_api_auth::ServiceBuilderExt;
+//! use tower_api_auth::classify::{Outcome, OutcomeKind, RetryPolicy};
+//! use tower_api_auth::providers::akkio;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let calls = Arc::new(AtomicUsize::new(0));
+//! # let counter = Arc::clone(&calls);
+//! # let http_client = tower::service_fn(move |_: Request<String>| {
+//! #     let status = match counter.fetch_add(1, Ordering::SeqCst) {
+//! #         0 => StatusCode::SERVICE_UNAVAILABLE,
+//! #         _ => StatusCode::OK,
+//! #     };
+//! #     async move { Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(String::new()).unwrap()) }
+//! # });
+//! let policy = RetryPolicy::new().backoff(
+//!     std::time::Duration::from_millis(1),
+//!     std::time::Duration::from_millis(10),
+//! );
+//! let mut client = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(policy))
+//!     .classify(akkio::classifier())
+//!     .service(http_client);
+//! let request = Request::get("https://api.akkio.com/api/v1/models").body(String::new())?;
+//! let response = client.ready().await?.call(request).await?;
+//! // The first answer was a 503: retried once, then a success.
+//! assert_eq!(response.extensions().get::<Outcome>().unwrap().kind(), OutcomeKind::Success);
+//! # assert_eq!(calls.load(Ordering::SeqCst), 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The server side
+//!
+//! The same credentials, checked on the way in: [`ValidateCredentialLayer`](server::ValidateCredentialLayer)
+//! looks the presented key up in a key store (as a digest, compared in constant time), refuses
+//! missing, unknown, expired and revoked keys with 401 and insufficient scopes with 403, and
+//! hands the caller's [`Principal`](server::Principal) to the handler; keys change while the
+//! server runs. See [`server`] for an example, and `examples/axum_server.rs` for an axum API.
+//!
+//! # Providers
+//!
+//! [`providers`] holds a module per provider — Akkio, Polyteia, Erathos, Akool — with its
+//! credential presets, its token exchange where it has one, and its classifier; each has a
+//! runnable example in `examples/` that calls the real API when its credentials are in the
+//! environment and a loopback stand-in otherwise.
+//!
 //! # Modules
 //!
 //! - [`credential`]: the credential types, their validation and their origins.
