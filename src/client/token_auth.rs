@@ -331,7 +331,7 @@ where
         let ready = std::mem::replace(inner, clone);
         let (head, body) = request.into_parts();
         return State::Buffering {
-            collect: body.collect(),
+            collect: Box::pin(body.collect()),
             pending: Some(Box::new(Buffered {
                 inner: ready,
                 head,
@@ -401,10 +401,10 @@ pin_project! {
             flight: Flight,
             first: Option<Box<First<S, B>>>,
         },
-        // Reading a body that cannot be copied into memory, so that it can be replayed.
+        // Reading a body that cannot be copied into memory, so that it can be replayed. Boxed,
+        // so that the future stays small for the cached path.
         Buffering {
-            #[pin]
-            collect: Collect<B>,
+            collect: Pin<Box<Collect<B>>>,
             pending: Option<Box<Buffered<S>>>,
         },
         // Sent with a token; a rejection leads to one replay.
@@ -511,7 +511,9 @@ where
                     }
                 }
                 StateProj::Buffering { collect, pending } => {
-                    let bytes = ready!(collect.poll(cx)).map_err(Into::into)?.to_bytes();
+                    let bytes = ready!(collect.as_mut().poll(cx))
+                        .map_err(Into::into)?
+                        .to_bytes();
                     let Buffered {
                         mut inner,
                         head,
