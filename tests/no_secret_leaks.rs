@@ -127,3 +127,123 @@ async fn tracing_at_trace_level_never_shows_a_secret() {
     assert!(text.contains("credential rotated"), "{text}");
     assert_clean("tracing output", &text);
 }
+
+/// Every other path at TRACE level: token fetch, refresh, a rejected token replayed, token
+/// errors, classified failures, the server side's refusals; and the `Debug` of every public type
+/// on those paths. No API key, client secret or token may show.
+#[tokio::test(flavor = "current_thread")]
+async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
+    use http::header::AUTHORIZATION;
+    use tower::Layer;
+    use tower_api_auth::classify::{ClassifiedError, ClassifyLayer};
+    use tower_api_auth::mock::MockProviders;
+    use tower_api_auth::server::{
+        KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
+    };
+    use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer};
+
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    let mocks = MockProviders::start().await.unwrap();
+    mocks.akool.accept_key("akool-client-SECRET");
+    mocks.polyteia.accept_key("pak-SECRET-exchange");
+    mocks.akool.ban_key("banned-SECRET-key");
+    let http = client();
+    let mut shown = String::new();
+
+    // Akool: getToken, a 1101 replayed with a new token, an explicit refresh.
+    let tokens = akool::client_credentials("client-id", "akool-client-SECRET")
+        .base_url(mocks.akool.base_url())
+        .build(http.clone())
+        .unwrap();
+    let api = ServiceBuilder::new()
+        .token_auth(tokens.clone())
+        .classify(akool::classifier())
+        .service(http.clone());
+    let url = format!("{}/api/open/v3/faceswap/quota/info", mocks.akool.base_url());
+    api.clone().oneshot(get(&url)).await.unwrap();
+    mocks.akool.expire_tokens();
+    api.clone().oneshot(get(&url)).await.unwrap();
+    tokens.invalidate();
+    api.clone().oneshot(get(&url)).await.unwrap();
+    assert_eq!(mocks.akool.token_request_count(), 3);
+    shown += &format!("{tokens:?} {:?}", TokenAuthLayer::new(tokens.clone()));
+
+    // Polyteia's key exchange.
+    let exchanged = polyteia::key_exchange("pak-SECRET-exchange")
+        .base_url(mocks.polyteia.base_url())
+        .build(http.clone())
+        .unwrap();
+    exchanged.fetch().await.unwrap();
+    shown += &format!("{exchanged:?}");
+
+    // Token errors: a wrong client secret, an unreachable endpoint.
+    let wrong = akool::client_credentials("client-id", "wrong-client-SECRET")
+        .base_url(mocks.akool.base_url())
+        .build(http.clone())
+        .unwrap();
+    let err = wrong.fetch().await.unwrap_err();
+    shown += &format!("{err} {err:?}");
+    let err = TokenAuthLayer::new(wrong)
+        .layer(http.clone())
+        .oneshot(get(&url))
+        .await
+        .unwrap_err();
+    shown += &format!("{err} {err:?}");
+
+    // A classified failure carrying the banned key.
+    let banned = akool::api_key("banned-SECRET-key")
+        .origin(mocks.akool.base_url())
+        .build()
+        .unwrap();
+    let err = ServiceBuilder::new()
+        .layer(ClassifyLayer::new(akool::classifier()).fail_on_failure())
+        .auth(banned)
+        .service(http.clone())
+        .oneshot(get(&url))
+        .await
+        .unwrap_err();
+    let err = err.downcast::<ClassifiedError>().unwrap();
+    shown += &format!("{err} {err:?}");
+
+    // The server side: refusals of unknown, revoked and malformed keys.
+    let keys = MemoryKeyStore::new();
+    keys.insert(
+        "server-SECRET-key",
+        KeyRecord::new(Principal::new("caller")).revoked(),
+    );
+    let layer = ValidateCredentialLayer::new(Placement::bearer(), keys.clone());
+    shown += &format!(
+        "{keys:?} {layer:?} {:?}",
+        KeyDigest::of("server-SECRET-key")
+    );
+    let server = layer.layer(tower::service_fn(|_: http::Request<support::Body>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    for value in [
+        "Bearer server-SECRET-key",
+        "Bearer unknown-SECRET-key",
+        "Bearer  malformed-SECRET-key",
+    ] {
+        let mut request = get("/");
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, value.parse().unwrap());
+        let response = server.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 401);
+        shown += &format!("{response:?}");
+    }
+
+    let text = logs.text();
+    assert!(text.contains("access token fetched"), "{text}");
+    assert!(text.contains("request refused"), "{text}");
+    assert_clean("tracing output", &text);
+    assert_clean("Debug and Display", &shown);
+    for token in ["akool-token-", "polyteia-token-"] {
+        assert!(!text.contains(token), "a token in the logs: {text}");
+        assert!(
+            !shown.contains(token),
+            "a token in Debug or Display: {shown}"
+        );
+    }
+}
