@@ -1,5 +1,6 @@
 //! The cached-token path, against the static credential layer and an `RwLock` cache, on one
-//! and two threads; and a cold start with 10,000 concurrent callers.
+//! and two threads; replay on, against the static layer inside `tower::retry` (which copies
+//! each request for a retry too); and a cold start with 10,000 concurrent callers.
 //!
 //! Run: `cargo bench --bench tokens`.
 
@@ -16,6 +17,7 @@ use futures::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{Empty, Full};
+use tower::retry::{Policy, RetryLayer};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::ClassifyLayer;
 use tower_api_auth::client::TokenAuthLayer;
@@ -70,6 +72,33 @@ impl<S: Service<Request<Body>>> Service<Request<Body>> for RwLockAuth<S> {
     }
 }
 
+/// What `tower::retry` needs to retry a request once: a copy of it taken before it is sent.
+/// Never retries here (every answer is a success); it measures the cost of being able to.
+#[derive(Clone)]
+struct CopyForRetry;
+
+impl Policy<Request<Body>, Response<()>, Infallible> for CopyForRetry {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<Body>,
+        _: &mut Result<Response<()>, Infallible>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
+        let mut copy = Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
+    }
+}
+
 fn request() -> Request<Body> {
     Request::get(URL).body(Body::new()).unwrap()
 }
@@ -93,12 +122,13 @@ fn cached_token() -> TokenCredential {
     tokens
 }
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 6] = [
     "bare",
     "static AuthLayer",
     "TokenAuthLayer (cached, no replay)",
     "TokenAuthLayer (cached, replay on)",
     "RwLock<HeaderValue>",
+    "static AuthLayer in tower::retry (copy per request)",
 ];
 
 /// One request through one variant's service.
@@ -146,11 +176,18 @@ impl Shared {
                 let mut s = TokenAuthLayer::new(self.tokens.clone()).layer(Bare);
                 Box::new(move |r| once(&mut s, r))
             }
-            _ => {
+            4 => {
                 let mut s = RwLockAuth {
                     inner: Bare,
                     token: Arc::clone(&self.lock),
                 };
+                Box::new(move |r| once(&mut s, r))
+            }
+            _ => {
+                let mut s = ServiceBuilder::new()
+                    .layer(RetryLayer::new(CopyForRetry))
+                    .layer(AuthLayer::new(self.credential.clone()))
+                    .service(Bare);
                 Box::new(move |r| once(&mut s, r))
             }
         }

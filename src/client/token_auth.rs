@@ -222,6 +222,11 @@ where
         let generation = current.generation;
         let rules = self.tokens.rules();
         rules.apply(current.value.clone(), request.headers_mut());
+        if self.replay.is_none() {
+            // `dispatch` would do the same; inline, the cheapest setting stays cheapest.
+            let future = self.inner.call(request);
+            return ResponseFuture::new(State::Final { future });
+        }
         let state = dispatch(
             &mut self.inner,
             request,
@@ -306,10 +311,9 @@ where
     B: ReplayBody,
 {
     let Some(limit) = replay else {
-        let future = inner.call(request);
-        return State::Sent {
-            future,
-            replay: Replay::Off,
+        // Nothing to replay: the answer is final, whatever it says.
+        return State::Final {
+            future: inner.call(request),
         };
     };
     if let Some(copy) = try_clone_request(&request) {
@@ -321,7 +325,7 @@ where
         };
         return State::Sent {
             future: inner.call(request),
-            replay: Replay::Ready(Box::new(pending)),
+            replay: Replay::Ready(pending),
         };
     }
     let small = (request.body().size_hint().upper()).is_some_and(|size| size <= limit as u64);
@@ -347,11 +351,15 @@ where
 }
 
 /// What a replay needs, taken before the request is sent.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "inline, the copy costs no allocation per request; it is boxed on a rejection"
+)]
 enum Replay<S, B> {
-    /// Replay is turned off.
-    Off,
+    /// Nothing left to replay: taken by the rejection that replays it.
+    Taken,
     /// A copy of the request and a service to send it with.
-    Ready(Box<Pending<S, B>>),
+    Ready(Pending<S, B>),
     /// The body cannot be copied: a rejection is reported (so later requests get a new token)
     /// but not replayed.
     NotReplayable(TokenCredential, u64),
@@ -483,8 +491,8 @@ where
                     if !rejected(&response) {
                         return Poll::Ready(Ok(response));
                     }
-                    match std::mem::replace(replay, Replay::Off) {
-                        Replay::Off => return Poll::Ready(Ok(response)),
+                    match std::mem::replace(replay, Replay::Taken) {
+                        Replay::Taken => return Poll::Ready(Ok(response)),
                         Replay::NotReplayable(tokens, generation) => {
                             // This request cannot be replayed, but the ones after it get a
                             // new token: the refetch runs in its own task.
@@ -496,15 +504,16 @@ where
                                 generation = pending.generation,
                                 "token rejected; replaying the request once with a new token"
                             );
-                            match pending.tokens.reject(pending.generation) {
+                            // Boxed only now, on the rare path: the states after a
+                            // rejection keep the future small.
+                            let acquire = pending.tokens.reject(pending.generation);
+                            let pending = Some(Box::new(pending));
+                            match acquire {
                                 Acquire::Ready(current) => State::Readying {
                                     value: current.value.clone(),
-                                    pending: Some(pending),
+                                    pending,
                                 },
-                                Acquire::Wait(flight) => State::Refetching {
-                                    flight,
-                                    pending: Some(pending),
-                                },
+                                Acquire::Wait(flight) => State::Refetching { flight, pending },
                                 Acquire::Refused(err) => return Poll::Ready(Err(err.into())),
                             }
                         }
@@ -536,7 +545,7 @@ where
                     };
                     State::Sent {
                         future: inner.call(request),
-                        replay: Replay::Ready(Box::new(pending)),
+                        replay: Replay::Ready(pending),
                     }
                 }
                 StateProj::Refetching { flight, pending } => {
