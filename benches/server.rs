@@ -1,0 +1,256 @@
+//! Server-side validation per request: `ValidateCredentialLayer` over a `MemoryKeyStore` of 10
+//! and of 100,000 keys, against a bare service and tower-http's bearer validation, on the
+//! accepted and the rejected path.
+//!
+//! Run: `cargo bench --bench server`. Requests are built outside the timed section
+//! (`iter_batched`); the timed part is: call the layer, await the (ready) inner future, drop
+//! the response. Every variant's answer (200, 401) is checked once before it is timed.
+//!
+//! The same key presented on every request keeps its slot of the store in cache whatever the
+//! store's size; the "rotating" variants present a different key each time, over every key of
+//! the store, so the 100,000-key store is probed where the cache may not hold it.
+//! `server/parts` times the key's SHA-256 digest alone, the one step every lookup pays.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use futures::FutureExt;
+use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use tower::{Layer, Service};
+use tower_api_auth::Placement;
+use tower_api_auth::server::{
+    KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
+};
+#[allow(deprecated)]
+use tower_http::auth::require_authorization::Bearer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+const PATH: &str = "/v1/things";
+/// The store sizes compared: the cost should not depend on them.
+const SIZES: [usize; 2] = [10, 100_000];
+/// Held by every principal, and required by the "scope" variants.
+const SCOPE: &str = "things:read";
+/// The key presented on the accepted path: in every store, and tower-http's token.
+const PRESENTED: usize = 7;
+
+type Body = Empty<Bytes>;
+
+/// The inner service: answers at once, so only the layer is measured.
+#[derive(Clone)]
+struct Bare;
+
+impl Service<Request<Body>> for Bare {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        drop(request);
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// The `index`th key of a store: all keys (and the unknown one) have the same length.
+fn key(index: usize) -> String {
+    format!("sk-live-{index:024x}")
+}
+
+/// No store holds it: its index is past the largest store.
+fn unknown_key() -> String {
+    key(usize::from(u16::MAX) << 8)
+}
+
+/// A store of `size` keys, each of its own principal, filled in one change (inserting one by
+/// one copies the set each time).
+fn store(size: usize) -> MemoryKeyStore {
+    let store = MemoryKeyStore::new();
+    store.replace((0..size).map(|index| {
+        let principal = Principal::new(format!("svc-{index}")).with_scopes([SCOPE, "things:write"]);
+        (KeyDigest::of(key(index)), KeyRecord::new(principal))
+    }));
+    assert_eq!(store.len(), size);
+    store
+}
+
+/// An incoming request with a few typical headers and `value` in `name`.
+fn request(name: &HeaderName, value: HeaderValue) -> Request<Body> {
+    Request::get(PATH)
+        .header(HOST, "api.example.com")
+        .header(USER_AGENT, "my-client/1.0")
+        .header(ACCEPT, "application/json")
+        .header(name, value)
+        .body(Body::new())
+        .unwrap()
+}
+
+fn bearer(key: &str) -> HeaderValue {
+    HeaderValue::try_from(format!("Bearer {key}")).unwrap()
+}
+
+fn plain(key: &str) -> HeaderValue {
+    HeaderValue::try_from(key).unwrap()
+}
+
+/// One request through `service`, driven without a runtime (every future here is ready).
+fn once<S, B>(service: &mut S, request: Request<Body>) -> StatusCode
+where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Debug,
+{
+    let response = service.call(request).now_or_never().expect("ready");
+    std::hint::black_box(response.expect("ok")).status()
+}
+
+/// Checks that `service` answers `expected`, then times it on requests from `request`.
+fn bench<S, B>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut service: S,
+    mut request: impl FnMut() -> Request<Body>,
+    expected: StatusCode,
+) where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: Debug,
+{
+    assert_eq!(once(&mut service, request()), expected, "{name}");
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            &mut request,
+            |r| once(&mut service, r),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+/// tower-http's bearer check, with `ResBody = ()` as the inner service answers.
+// tower-http deprecated its `require_authorization` module ("too basic"); it is still the
+// ecosystem's one-line bearer check, so it is the baseline here.
+#[allow(deprecated)]
+fn tower_http_bearer(token: &str) -> ValidateRequestHeaderLayer<Bearer<()>> {
+    ValidateRequestHeaderLayer::bearer(token)
+}
+
+fn accepted(c: &mut Criterion) {
+    let mut group = c.benchmark_group("server/accepted");
+    // Built once: every variant clones the same values into its requests.
+    let bearer_value = bearer(&key(PRESENTED));
+    let plain_value = plain(&key(PRESENTED));
+    bench(
+        &mut group,
+        "bare",
+        Bare,
+        || request(&AUTHORIZATION, bearer_value.clone()),
+        StatusCode::OK,
+    );
+    bench(
+        &mut group,
+        "tower-http bearer",
+        tower_http_bearer(&key(PRESENTED)).layer(Bare),
+        || request(&AUTHORIZATION, bearer_value.clone()),
+        StatusCode::OK,
+    );
+    let x_api_key = HeaderName::from_static("x-api-key");
+    for size in SIZES {
+        let keys = store(size);
+        let layer = ValidateCredentialLayer::new(Placement::bearer(), keys.clone());
+        bench(
+            &mut group,
+            &format!("ValidateCredential bearer, {size} keys"),
+            layer.layer(Bare),
+            || request(&AUTHORIZATION, bearer_value.clone()),
+            StatusCode::OK,
+        );
+        bench(
+            &mut group,
+            &format!("ValidateCredential bearer + scope, {size} keys"),
+            layer.clone().require_scopes([SCOPE]).layer(Bare),
+            || request(&AUTHORIZATION, bearer_value.clone()),
+            StatusCode::OK,
+        );
+        bench(
+            &mut group,
+            &format!("ValidateCredential x-api-key, {size} keys"),
+            ValidateCredentialLayer::new(Placement::header(x_api_key.clone()).unwrap(), keys)
+                .layer(Bare),
+            || request(&x_api_key, plain_value.clone()),
+            StatusCode::OK,
+        );
+        // Every key of the store in turn, values built beforehand.
+        let all: Vec<HeaderValue> = (0..size).map(|index| bearer(&key(index))).collect();
+        let mut next = 0;
+        bench(
+            &mut group,
+            &format!("ValidateCredential bearer, {size} keys, rotating"),
+            layer.layer(Bare),
+            || {
+                next = (next + 1) % all.len();
+                request(&AUTHORIZATION, all[next].clone())
+            },
+            StatusCode::OK,
+        );
+    }
+    group.finish();
+}
+
+fn rejected(c: &mut Criterion) {
+    let mut group = c.benchmark_group("server/rejected");
+    let unknown = bearer(&unknown_key());
+    bench(
+        &mut group,
+        "bare",
+        Bare,
+        || request(&AUTHORIZATION, unknown.clone()),
+        StatusCode::OK,
+    );
+    bench(
+        &mut group,
+        "tower-http bearer, wrong token",
+        tower_http_bearer(&key(PRESENTED)).layer(Bare),
+        || request(&AUTHORIZATION, unknown.clone()),
+        StatusCode::UNAUTHORIZED,
+    );
+    for size in SIZES {
+        let layer = ValidateCredentialLayer::new(Placement::bearer(), store(size));
+        bench(
+            &mut group,
+            &format!("ValidateCredential bearer, unknown key, {size} keys"),
+            layer.layer(Bare),
+            || request(&AUTHORIZATION, unknown.clone()),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    group.finish();
+}
+
+/// What one accepted request pays for besides the layer's plumbing: the key's digest, computed
+/// on every request whatever the store.
+fn parts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("server/parts");
+    let presented = key(PRESENTED);
+    group.bench_function("KeyDigest::of (SHA-256 of the key)", |b| {
+        b.iter(|| KeyDigest::of(std::hint::black_box(presented.as_bytes())))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = accepted, rejected, parts
+}
+criterion_main!(benches);
