@@ -1,7 +1,7 @@
 //! Why a request is refused, and the response that says so.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -34,6 +34,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every rejection, in declaration order (`ALL[r as usize] == r`).
+    const ALL: [Self; 7] = [
+        Self::Missing,
+        Self::Malformed,
+        Self::Unknown,
+        Self::Expired,
+        Self::Revoked,
+        Self::Forbidden,
+        Self::Unavailable,
+    ];
+
     /// The HTTP status of the default (JSON) response.
     pub fn status(self) -> StatusCode {
         match self {
@@ -145,25 +156,14 @@ impl RejectionResponse {
         rejection: Rejection,
         challenge: Option<&HeaderValue>,
     ) -> Response<Full<Bytes>> {
-        let (status, body) = match &self.0 {
+        let (status, bodies) = match &self.0 {
             Style::Custom(respond) => return respond(rejection),
             Style::Grpc => return grpc(rejection),
-            Style::Json => (
-                rejection.status(),
-                serde_json::json!({
-                    "error": rejection.error_code(),
-                    "message": rejection.public_message(),
-                }),
-            ),
-            Style::Akool => (
-                StatusCode::OK,
-                serde_json::json!({
-                    "code": rejection.akool_code(),
-                    "msg": akool_message(rejection),
-                }),
-            ),
+            Style::Json => (rejection.status(), &*JSON_BODIES),
+            Style::Akool => (StatusCode::OK, &*AKOOL_BODIES),
         };
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let body = Bytes::clone(&bodies[rejection as usize]);
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -192,6 +192,31 @@ impl fmt::Debug for RejectionResponse {
 }
 
 /// A trailers-only gRPC response: the status in the headers, no body.
+/// The JSON bodies, serialised once: refusing a client that guesses keys costs no
+/// serialisation per request.
+static JSON_BODIES: LazyLock<[Bytes; 7]> = LazyLock::new(|| {
+    Rejection::ALL.map(|rejection| {
+        json_body(serde_json::json!({
+            "error": rejection.error_code(),
+            "message": rejection.public_message(),
+        }))
+    })
+});
+
+/// Akool's envelopes, serialised once.
+static AKOOL_BODIES: LazyLock<[Bytes; 7]> = LazyLock::new(|| {
+    Rejection::ALL.map(|rejection| {
+        json_body(serde_json::json!({
+            "code": rejection.akool_code(),
+            "msg": akool_message(rejection),
+        }))
+    })
+});
+
+fn json_body(value: serde_json::Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
 fn grpc(rejection: Rejection) -> Response<Full<Bytes>> {
     let code = match rejection.status() {
         StatusCode::FORBIDDEN => "7",
@@ -218,5 +243,27 @@ fn akool_message(rejection: Rejection) -> &'static str {
         1200 => "The account has been banned",
         1009 => "You do not have permission to perform this action",
         _ => "Service busy, please try again later",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_rejection_at_its_own_index() {
+        for (index, rejection) in Rejection::ALL.into_iter().enumerate() {
+            assert_eq!(rejection as usize, index, "{rejection:?}");
+            // A new variant stops this match from compiling: list it in `ALL` too.
+            match rejection {
+                Rejection::Missing
+                | Rejection::Malformed
+                | Rejection::Unknown
+                | Rejection::Expired
+                | Rejection::Revoked
+                | Rejection::Forbidden
+                | Rejection::Unavailable => {}
+            }
+        }
     }
 }
