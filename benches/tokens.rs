@@ -89,7 +89,7 @@ impl Policy<Request<Body>, Response<()>, Infallible> for CopyForRetry {
     }
 
     fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
-        let mut copy = Request::new(request.body().clone());
+        let mut copy = Request::new(*request.body());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
         *copy.version_mut() = request.version();

@@ -216,8 +216,11 @@ where
             let future = self.inner.call(request);
             return ResponseFuture::new(State::Final { future });
         }
-        let Some(current) = self.current.load() else {
-            return self.wait_for_token(request);
+        let current = match self.current.load() {
+            // Past its known expiry, and the refresh task has not dropped it yet (a starved
+            // runtime, a clock jump): `acquire` drops it and fetches.
+            Some(current) if !current.expired() => current,
+            _ => return self.wait_for_token(request),
         };
         let generation = current.generation;
         let rules = self.tokens.rules();

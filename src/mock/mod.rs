@@ -110,6 +110,19 @@ pub enum TokenFault {
     Stall,
     /// Answers correctly after this delay.
     Delay(Duration),
+    /// HTTP 200, the headers and the first bytes of a JSON body, then nothing more (the
+    /// connection stays open): a server that hangs halfway through its answer.
+    StallMidBody,
+    /// HTTP 200, the headers and the first bytes of a JSON body, then the connection is dropped
+    /// (HTTP/2: the stream is reset): a server that crashes halfway through its answer.
+    AbortMidBody,
+    /// Fails (HTTP 500) and succeeds by turns, starting with a failure: the 1st, 3rd, 5th...
+    /// token request after the fault is set fails, the others are answered correctly.
+    Alternate,
+    /// Answers correctly, but announces that the token expires at this many seconds since the
+    /// Unix epoch, as a server with a skewed or broken clock would: Polyteia's `expiresAt` as a
+    /// number, Akool's token as a JWT with this `exp` claim.
+    ExpiresAt(u64),
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +131,8 @@ pub(crate) struct State {
     keys: MemoryKeyStore,
     requests: Mutex<Vec<RecordedRequest>>,
     token_requests: AtomicUsize,
-    token_fault: Mutex<Option<TokenFault>>,
+    /// The fault, and how many token requests had arrived when it was set.
+    token_fault: Mutex<Option<(TokenFault, usize)>>,
     token_ttl: Mutex<Option<Duration>>,
     hold: Mutex<Option<Arc<HoldState>>>,
 }
@@ -147,10 +161,12 @@ impl State {
         &self.keys
     }
 
-    /// Counts a token request and says how to answer it: `Err(fault)` or a fresh token.
-    pub(crate) fn token_request(&self) -> (usize, Option<TokenFault>) {
+    /// Counts a token request and says which fault, if any, it meets, with the request's
+    /// number since that fault was set (1 for the first).
+    pub(crate) fn token_request(&self) -> Option<(TokenFault, usize)> {
+        let fault = lock(&self.token_fault);
         let n = self.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
-        (n, *lock(&self.token_fault))
+        fault.map(|(fault, set_at)| (fault, n - set_at))
     }
 
     pub(crate) fn issue(&self, token: String) {
@@ -259,7 +275,10 @@ impl MockServer {
 
     /// Makes the token endpoint misbehave (`Some`) or behave again (`None`).
     pub fn set_token_fault(&self, fault: Option<TokenFault>) {
-        *lock(&self.state.token_fault) = fault;
+        let mut slot = lock(&self.state.token_fault);
+        // Counted under the lock that `token_request` counts under: the next request is the
+        // fault's first.
+        *slot = fault.map(|fault| (fault, self.state.token_request_count()));
     }
 
     /// Polyteia: the lifetime announced for exchanged tokens (`expiresAt`); default one hour.

@@ -1,6 +1,7 @@
 //! How each stand-in checks credentials and answers.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,6 +11,8 @@ use axum::extract::{Query, Request, State as AxumState};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
+use futures::StreamExt;
+use futures::stream;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::Full;
@@ -192,34 +195,88 @@ async fn akool() -> Response {
     Json(json!({ "code": 1000, "msg": "OK", "data": { "credit": 100 } })).into_response()
 }
 
-/// Answers a token request as the fault injected says; `None` means "answer normally".
-async fn token_fault(state: &State) -> Option<Response> {
-    let (_, fault) = state.token_request();
-    match fault? {
+/// How to answer a token request, once the injected fault (if any) has had its say.
+enum TokenAnswer {
+    /// This instead of a token.
+    Fault(Response),
+    /// A token, as the provider issues it; `expires_at` (seconds since the epoch) overrides
+    /// the expiry it would announce.
+    Issue { expires_at: Option<u64> },
+}
+
+/// The first bytes of a token answer cut short: the headers are sent, the JSON is not whole.
+const PARTIAL_ANSWER: &[u8] = br#"{"code": 1000, "json": {"token": "partial"#;
+
+/// Answers a token request as the fault injected says.
+async fn token_answer(state: &State) -> TokenAnswer {
+    let Some((fault, n)) = state.token_request() else {
+        return TokenAnswer::Issue { expires_at: None };
+    };
+    let fault = match fault {
         TokenFault::ServerError => {
-            Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
         TokenFault::GarbageJson => {
-            Some(([(CONTENT_TYPE, "application/json")], "{\"code\": 10").into_response())
+            ([(CONTENT_TYPE, "application/json")], "{\"code\": 10").into_response()
         }
         TokenFault::ErrorCode(code) => {
-            Some(Json(json!({ "code": code, "msg": "injected failure" })).into_response())
+            Json(json!({ "code": code, "msg": "injected failure" })).into_response()
         }
-        TokenFault::EmptyToken => Some(
-            Json(json!({ "code": 1000, "token": "", "json": { "token": "" } })).into_response(),
-        ),
+        TokenFault::EmptyToken => {
+            Json(json!({ "code": 1000, "token": "", "json": { "token": "" } })).into_response()
+        }
         TokenFault::Stall => std::future::pending().await,
         TokenFault::Delay(delay) => {
             tokio::time::sleep(delay).await;
-            None
+            return TokenAnswer::Issue { expires_at: None };
         }
-    }
+        TokenFault::StallMidBody => {
+            let partial = stream::iter([Ok::<_, io::Error>(Bytes::from_static(PARTIAL_ANSWER))]);
+            let body = Body::from_stream(partial.chain(stream::pending()));
+            ([(CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        TokenFault::AbortMidBody => {
+            let partial = stream::iter([Ok::<_, io::Error>(Bytes::from_static(PARTIAL_ANSWER))]);
+            // The yield lets the server flush the headers and the first bytes before the body
+            // fails; a failing body makes hyper drop the connection (reset the HTTP/2 stream).
+            let abort = stream::once(async {
+                tokio::task::yield_now().await;
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "injected: connection dropped mid-body",
+                ))
+            });
+            let body = Body::from_stream(partial.chain(abort));
+            ([(CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        TokenFault::Alternate if n % 2 == 1 => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+        TokenFault::Alternate => return TokenAnswer::Issue { expires_at: None },
+        TokenFault::ExpiresAt(at) => {
+            return TokenAnswer::Issue {
+                expires_at: Some(at),
+            };
+        }
+    };
+    TokenAnswer::Fault(fault)
+}
+
+/// An unsigned JWT whose payload carries `exp`: what Akool reads an expiry from.
+fn jwt(subject: &str, exp: u64) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(json!({ "sub": subject, "exp": exp }).to_string());
+    format!("{header}.{payload}.unsigned")
 }
 
 async fn akool_get_token(AxumState(state): AxumState<Shared>, body: Bytes) -> Response {
-    if let Some(fault) = token_fault(&state).await {
-        return fault;
-    }
+    let expires_at = match token_answer(&state).await {
+        TokenAnswer::Fault(fault) => return fault,
+        TokenAnswer::Issue { expires_at } => expires_at,
+    };
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let secret = body.get("clientSecret").and_then(Value::as_str);
     let has_id = body
@@ -229,6 +286,10 @@ async fn akool_get_token(AxumState(state): AxumState<Shared>, body: Bytes) -> Re
     match secret {
         Some(secret) if has_id && state.is_accepted(secret) => {
             let token = format!("akool-token-{}", state.token_request_count());
+            let token = match expires_at {
+                Some(exp) => jwt(&token, exp),
+                None => token,
+            };
             state.issue(token.clone());
             Json(json!({ "code": 1000, "token": token })).into_response()
         }
@@ -238,9 +299,10 @@ async fn akool_get_token(AxumState(state): AxumState<Shared>, body: Bytes) -> Re
 }
 
 async fn polyteia_exchange(AxumState(state): AxumState<Shared>, body: Bytes) -> Response {
-    if let Some(fault) = token_fault(&state).await {
-        return fault;
-    }
+    let expires_at = match token_answer(&state).await {
+        TokenAnswer::Fault(fault) => return fault,
+        TokenAnswer::Issue { expires_at } => expires_at,
+    };
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = body.pointer("/json/key").and_then(Value::as_str);
     if !key.is_some_and(|key| state.is_accepted(key)) {
@@ -250,15 +312,21 @@ async fn polyteia_exchange(AxumState(state): AxumState<Shared>, body: Bytes) -> 
             "invalid personal access key",
         );
     }
-    let ttl = state
-        .token_ttl()
-        .unwrap_or(std::time::Duration::from_secs(3600));
     let token = format!("polyteia-token-{}", state.token_request_count());
     state.issue(token.clone());
-    let expires_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + ttl);
+    let expires_at = match expires_at {
+        Some(exp) => json!(exp),
+        None => {
+            let ttl = state
+                .token_ttl()
+                .unwrap_or(std::time::Duration::from_secs(3600));
+            let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + ttl);
+            json!(at.to_string())
+        }
+    };
     Json(json!({ "json": {
         "token": token,
-        "expiresAt": expires_at.to_string(),
+        "expiresAt": expires_at,
         "organizationId": body.pointer("/json/organizationId").cloned().unwrap_or(Value::Null),
         "scope": "organization",
     }}))

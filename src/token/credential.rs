@@ -65,6 +65,16 @@ pub(crate) struct Current {
     after_rejection: bool,
 }
 
+impl Current {
+    /// Whether the token's known expiry has passed: it must not be sent any more, whether or
+    /// not the refresh task has run yet (it may be late: a starved runtime, a clock jump).
+    /// Reads the clock only for a token whose expiry is known.
+    pub(crate) fn expired(&self) -> bool {
+        self.expires_at
+            .is_some_and(|expires_at| Instant::now() >= expires_at)
+    }
+}
+
 type Flight = Shared<BoxFuture<'static, Result<Arc<Current>, TokenError>>>;
 
 #[derive(Default)]
@@ -170,11 +180,7 @@ impl TokenCredential {
 
     /// Drops the cached token: the next request fetches a new one.
     pub fn invalidate(&self) {
-        let mut state = lock(&self.inner.state);
-        self.inner.current.store(None);
-        if let Some(timer) = state.refresh_timer.take() {
-            timer.abort();
-        }
+        self.inner.clear(&mut lock(&self.inner.state));
     }
 
     /// Fetches a token now if none is cached (waiting for a fetch already under way), and
@@ -244,14 +250,19 @@ impl Deref for CurrentCell {
 
 impl Inner {
     fn acquire(self: &Arc<Self>) -> Acquire {
-        if let Some(current) = self.current.load_full() {
+        let cached = self.current.load_full();
+        if let Some(current) = cached.filter(|current| !current.expired()) {
             return Acquire::Ready(current);
         }
         let mut state = lock(&self.state);
         // Checked again under the lock: a fetch stores its token before its flight ends, both
         // under this lock, so seeing no flight here means seeing its token too.
-        if let Some(current) = self.current.load_full() {
-            return Acquire::Ready(current);
+        match self.current.load_full() {
+            Some(current) if !current.expired() => return Acquire::Ready(current),
+            // Past its expiry, and the refresh task has not dropped it yet: drop it here (every
+            // writer holds the state lock, so it is still the one just loaded).
+            Some(_) => self.clear(&mut state),
+            None => {}
         }
         Acquire::Wait(self.start_flight(&mut state, false))
     }
@@ -281,10 +292,7 @@ impl Inner {
         tracing::debug!(generation, "token rejected; refetching");
         state.last_rejection_refetch = Some(now);
         // No new request may use the rejected token while the new one is fetched.
-        self.current.store(None);
-        if let Some(timer) = state.refresh_timer.take() {
-            timer.abort();
-        }
+        self.clear(&mut state);
         Acquire::Wait(self.start_flight(&mut state, true))
     }
 
@@ -372,6 +380,9 @@ impl Inner {
     ) -> Arc<Current> {
         state.generation += 1;
         let now = Instant::now();
+        // A lifetime past what the clock can represent (`Duration::MAX`) is no known expiry,
+        // not a panic in the fetch task.
+        let lifetime = lifetime.filter(|lifetime| now.checked_add(*lifetime).is_some());
         let current = Arc::new(Current {
             generation: state.generation,
             value,
@@ -417,10 +428,31 @@ impl Inner {
         Some(task.abort_handle())
     }
 
-    fn holds(&self, generation: u64) -> Option<Arc<Current>> {
+    fn holds(&self, generation: u64) -> bool {
         self.current
-            .load_full()
-            .filter(|current| current.generation == generation)
+            .load()
+            .as_ref()
+            .is_some_and(|current| current.generation == generation)
+    }
+
+    /// Drops the cached token and stops its refresh; the caller holds the state lock.
+    fn clear(&self, state: &mut State) {
+        self.current.store(None);
+        if let Some(timer) = state.refresh_timer.take() {
+            timer.abort();
+        }
+    }
+
+    /// Drops the token of `generation` at its expiry, unless another one replaced it.
+    fn expire(&self, generation: u64) {
+        let mut state = lock(&self.state);
+        if self.holds(generation) {
+            self.clear(&mut state);
+            tracing::debug!(
+                generation,
+                "access token expired before a refresh succeeded"
+            );
+        }
     }
 }
 
@@ -436,22 +468,25 @@ async fn refresh_ahead(
     loop {
         tokio::time::sleep_until(at).await;
         let Some(cache) = inner.upgrade() else { return };
-        let Some(current) = cache.holds(generation) else {
+        if !cache.holds(generation) {
             return;
-        };
+        }
         if Instant::now() >= expires_at {
-            let mut state = lock(&cache.state);
-            // Only this generation is dropped; a token installed meanwhile stays.
-            cache.current.compare_and_swap(&Some(current), None);
-            drop(state.refresh_timer.take());
-            tracing::debug!(
-                generation,
-                "access token expired before a refresh succeeded"
-            );
+            cache.expire(generation);
             return;
         }
         let flight = cache.start_flight(&mut lock(&cache.state), false);
-        if flight.await.is_ok() {
+        let expiry = std::pin::pin!(tokio::time::sleep_until(expires_at));
+        let refreshed = match futures::future::select(flight, expiry).await {
+            futures::future::Either::Left((refreshed, _)) => refreshed,
+            // The refresh outlasts the token: drop it at its expiry, so that requests wait for
+            // this same fetch instead of sending the expired token meanwhile.
+            futures::future::Either::Right(((), _)) => {
+                cache.expire(generation);
+                return;
+            }
+        };
+        if refreshed.is_ok() {
             return;
         }
         // The failed fetch set a backoff; try again after it, or give up at the expiry.
