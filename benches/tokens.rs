@@ -122,13 +122,14 @@ fn cached_token() -> TokenCredential {
     tokens
 }
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "bare",
     "static AuthLayer",
     "TokenAuthLayer (cached, no replay)",
     "TokenAuthLayer (cached, replay on)",
     "RwLock<HeaderValue>",
     "static AuthLayer in tower::retry (copy per request)",
+    "TokenAuthLayer (cached, expiry known, no replay)",
 ];
 
 /// One request through one variant's service.
@@ -138,6 +139,9 @@ type Call = Box<dyn FnMut(Request<Body>) + Send>;
 struct Shared {
     credential: Credential,
     tokens: TokenCredential,
+    /// A token whose expiry is known (a JWT's `exp`, Polyteia's `expiresAt`): each request
+    /// reads the clock to never send it past its expiry.
+    expiring: TokenCredential,
     lock: Arc<RwLock<HeaderValue>>,
 }
 
@@ -149,6 +153,12 @@ impl Shared {
                 .build()
                 .unwrap(),
             tokens: cached_token(),
+            expiring: {
+                let tokens = cached_token();
+                let token = Token::new("cached-token").expires_in(Duration::from_secs(3600));
+                tokens.swap(token).unwrap();
+                tokens
+            },
             // Built at run time, as a fetched token is (a static value would clone for free).
             lock: Arc::new(RwLock::new(
                 HeaderValue::try_from(String::from("Bearer cached-token")).unwrap(),
@@ -181,6 +191,11 @@ impl Shared {
                     inner: Bare,
                     token: Arc::clone(&self.lock),
                 };
+                Box::new(move |r| once(&mut s, r))
+            }
+            6 => {
+                let layer = TokenAuthLayer::new(self.expiring.clone()).without_replay();
+                let mut s = layer.layer(Bare);
                 Box::new(move |r| once(&mut s, r))
             }
             _ => {
