@@ -49,7 +49,18 @@ impl KeyDigest {
 
 impl PartialEq for KeyDigest {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // Word by word: as constant-time as byte by byte, with an eighth of the steps.
+        self.words().ct_eq(&other.words()).into()
+    }
+}
+
+impl KeyDigest {
+    fn words(&self) -> [u64; 4] {
+        let mut words = [0; 4];
+        for (word, bytes) in words.iter_mut().zip(self.0.chunks_exact(8)) {
+            *word = u64::from_ne_bytes(bytes.try_into().expect("chunks of 8 bytes"));
+        }
+        words
     }
 }
 
@@ -249,6 +260,17 @@ mod tests {
         match store.lookup(&KeyDigest::of(key)).into_inner() {
             Ok(found) => found,
             Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn digests_differing_in_any_byte_are_unequal() {
+        let digest = KeyDigest::of("key");
+        assert_eq!(digest, KeyDigest::from_bytes(*digest.as_bytes()));
+        for at in 0..32 {
+            let mut bytes = *digest.as_bytes();
+            bytes[at] ^= 1;
+            assert_ne!(digest, KeyDigest::from_bytes(bytes), "byte {at}");
         }
     }
 
