@@ -2,6 +2,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -21,16 +22,17 @@ pin_project! {
     #[project = InnerProj]
     #[derive(Debug)]
     enum Inner<B> {
-        Buffered { data: Option<Bytes> },
+        // A body read to be classified keeps its trailers: the caller reads all the server sent.
+        Buffered { data: Option<Bytes>, trailers: Option<HeaderMap> },
         Streaming { #[pin] body: B },
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(crate) fn buffered(data: Bytes) -> Self {
+    pub(crate) fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> Self {
         let data = (!data.is_empty()).then_some(data);
         Self {
-            inner: Inner::Buffered { data },
+            inner: Inner::Buffered { data, trailers },
         }
     }
 
@@ -53,7 +55,12 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().inner.project() {
-            InnerProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            InnerProj::Buffered { data, trailers } => Poll::Ready(
+                data.take()
+                    .map(Frame::data)
+                    .or_else(|| trailers.take().map(Frame::trailers))
+                    .map(Ok),
+            ),
             InnerProj::Streaming { body } => body.poll_frame(cx).map(|frame| {
                 // `copy_to_bytes` hands a `Bytes` chunk over without copying.
                 frame.map(|f| f.map(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining()))))
@@ -63,14 +70,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Buffered { data } => data.is_none(),
+            Inner::Buffered { data, trailers } => data.is_none() && trailers.is_none(),
             Inner::Streaming { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Buffered { data } => {
+            Inner::Buffered { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Inner::Streaming { body } => body.size_hint(),

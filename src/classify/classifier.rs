@@ -315,7 +315,13 @@ impl<'de> Visitor<'de> for EnvelopeFields {
                 // A code that is not an integer is no code.
                 envelope.code = map.next_value::<serde_json::Value>()?.as_i64();
             } else if key == self.message {
-                envelope.message = map.next_value::<Option<String>>().unwrap_or_default();
+                // Read as any value, so that a message that is not a string (an object, an
+                // array) is no message, and the rest of the envelope, its code included, is still
+                // read (tests/fuzz_regressions.rs).
+                envelope.message = match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(message) => Some(message),
+                    _ => None,
+                };
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

@@ -225,11 +225,13 @@ where
                     ));
                 }
                 StateProj::Reading { collect, head } => {
-                    let bytes = ready!(collect.poll(cx)).map_err(Into::into)?.to_bytes();
+                    let collected = ready!(collect.poll(cx)).map_err(Into::into)?;
+                    let trailers = collected.trailers().cloned();
+                    let bytes = collected.to_bytes();
                     let head = head
                         .take()
                         .expect("`ResponseFuture` polled after completion");
-                    let body = ResponseBody::buffered(bytes.clone());
+                    let body = ResponseBody::buffered(bytes.clone(), trailers);
                     return Poll::Ready(finish(this.layer, head, body, Some(&bytes)));
                 }
             }

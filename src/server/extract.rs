@@ -27,17 +27,23 @@ pub(crate) fn credential<'h>(
 ) -> Result<&'h [u8], Rejection> {
     let mut found = None;
     for placement in placements {
-        let mut values = headers.get_all(placement.header_name()).iter();
-        let Some(value) = values.next() else { continue };
-        let value = value.as_bytes();
+        let values = headers.get_all(placement.header_name());
+        let mut iter = values.iter();
+        let Some(first) = iter.next() else { continue };
+        let repeated = iter.next().is_some();
         let credential = match placement.scheme() {
-            None => value,
-            Some(scheme) => match strip_scheme(value, scheme) {
+            None => first.as_bytes(),
+            // Every value is searched: an `Authorization` with another scheme must not hide one
+            // with this scheme behind it (tests/fuzz_regressions.rs).
+            Some(scheme) => match values
+                .iter()
+                .find_map(|value| strip_scheme(value.as_bytes(), scheme))
+            {
                 Some(rest) => rest.strip_prefix(b" ").ok_or(Rejection::Malformed)?,
                 None => continue,
             },
         };
-        if values.next().is_some() || found.is_some() || !is_well_formed(credential) {
+        if repeated || found.is_some() || !is_well_formed(credential) {
             return Err(Rejection::Malformed);
         }
         found = Some(credential);

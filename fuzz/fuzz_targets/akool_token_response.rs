@@ -1,0 +1,215 @@
+//! Arbitrary answers of Akool's getToken endpoint, served by a `tower::service_fn` to
+//! `akool::client_credentials(..).build(http)`, then `fetch()` on a current-thread runtime.
+//!
+//! The input is the answer as text: a first line `<status> [json]` (`json` adds
+//! `Content-Type: application/json`), then the body, with the macros of
+//! [`expand_answer`](tower_api_auth_fuzz::expand_answer) (`\x01{"exp":1}\x02` base64url-encodes
+//! a JWT's claims, `\x03` echoes the client secret, `\x04` pads past 64 KiB).
+//!
+//! Checks: nothing panics; the result is a token or a `TokenError` of kind `Fetch` or
+//! `InvalidToken`, and which one agrees with a model of the envelope (a token exactly when
+//! `code` is 1000 and `token` is a valid header value); a JWT's future `exp` schedules the
+//! refresh, a past one is ignored; the error's `Display`, `Debug` and sources never contain the
+//! client secret (unless the endpoint sent it back) nor a refused token; the request is the
+//! documented POST.
+
+#![no_main]
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use libfuzzer_sys::fuzz_target;
+use tower_api_auth::TokenError;
+use tower_api_auth::providers::akool;
+use tower_api_auth::token::TokenErrorKind;
+use tower_api_auth_fuzz::{
+    answer_contains, disguise, expand_answer, is_header_token, jwt_exp, lenient_json, printed,
+    status_line, strict_json,
+};
+
+const CLIENT_ID: &str = "fuzz-client-id";
+const CLIENT_SECRET: &str = "fuzz-client-secret-7f3a9c";
+
+/// A hundred years: an expiry further away than this is not judged (it may be taken as
+/// unknown).
+const FAR: u64 = 100 * 365 * 86_400;
+
+/// The largest answer a token endpoint may send.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What the model expects of an answer body: the token, or a failure (`true` when the token
+/// itself is invalid); `None` when it makes no claim.
+fn expected(body: &[u8]) -> Option<Result<String, bool>> {
+    if body.len() > MAX_ANSWER {
+        return Some(Err(false));
+    }
+    if serde_json::from_slice::<serde_json::Value>(body).is_err() {
+        return (!lenient_json(body)).then_some(Err(false));
+    }
+    // A repeated field, or an array where serde would take the fields in order: no claim.
+    let json = strict_json(body)?;
+    let envelope = json.as_object()?;
+    let string_or_null = |field: &str| match envelope.get(field) {
+        None | Some(serde_json::Value::Null) => Some(None),
+        Some(serde_json::Value::String(text)) => Some(Some(text.as_str())),
+        Some(_) => None,
+    };
+    let (Some(code), Some(_msg), Some(token)) = (
+        envelope.get("code").and_then(serde_json::Value::as_i64),
+        string_or_null("msg"),
+        string_or_null("token"),
+    ) else {
+        return Some(Err(false));
+    };
+    Some(match (code, token) {
+        (akool::SUCCESS, Some(token)) if is_header_token(token) => Ok(token.to_owned()),
+        (akool::SUCCESS, Some(token)) if !token.is_empty() => Err(true),
+        _ => Err(false),
+    })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// What one fetch gave.
+struct Fetched {
+    result: Result<u64, TokenError>,
+    expires_in: Option<Duration>,
+    generation: Option<u64>,
+}
+
+/// Builds the credential over an endpoint that answers `status` and `body`, and fetches once
+/// on a current-thread runtime of its own (dropped with the refresh task it may hold).
+fn fetch(status: StatusCode, json: bool, body: Bytes) -> Fetched {
+    let http = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let body = body.clone();
+        async move {
+            check_request(request).await;
+            let mut response = Response::new(Full::new(body));
+            *response.status_mut() = status;
+            if json {
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let tokens = akool::client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .base_url("http://akool.test")
+        .build(http)
+        .expect("a valid configuration");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let result = runtime.block_on(tokens.fetch());
+    Fetched {
+        result,
+        expires_in: tokens.expires_in(),
+        generation: tokens.generation(),
+    }
+}
+
+/// `body` with its token disguised (see [`disguise`]), when the body is strict JSON with one.
+fn with_disguised_token(body: &[u8]) -> Option<Bytes> {
+    let mut json = strict_json(body)?;
+    let token = json.get_mut("token")?;
+    *token = disguise(token.as_str()?).into();
+    Some(serde_json::to_vec(&json).expect("JSON").into())
+}
+
+fuzz_target!(|input: &[u8]| {
+    let (first, body) = match input.iter().position(|b| *b == b'\n') {
+        Some(at) => (&input[..at], &input[at + 1..]),
+        None => (input, &b""[..]),
+    };
+    let (status, json) = status_line(first);
+    let body = Bytes::from(expand_answer(body, CLIENT_SECRET));
+    let Fetched {
+        result,
+        expires_in,
+        generation: cached,
+    } = fetch(status, json, body.clone());
+
+    let expected = expected(&body);
+    match result {
+        Ok(generation) => {
+            assert_eq!(generation, 1);
+            assert_eq!(cached, Some(1));
+            let Some(expected) = expected else { return };
+            let Ok(token) = expected else {
+                panic!("a token, where the model expects {expected:?}");
+            };
+            let now = now_secs();
+            match jwt_exp(&token) {
+                Some(exp) if exp > now + 2 && exp < now + FAR => {
+                    let left = expires_in.expect("a known expiry");
+                    assert!(left <= Duration::from_secs(exp - now + 1), "{left:?}");
+                }
+                Some(exp) if exp.saturating_add(1) < now => assert_eq!(expires_in, None),
+                _ => {}
+            }
+        }
+        Err(error) => {
+            assert_eq!(cached, None);
+            let kind = error.kind();
+            assert!(
+                matches!(kind, TokenErrorKind::Fetch | TokenErrorKind::InvalidToken),
+                "{error:?}"
+            );
+            let text = printed(&error);
+            assert!(
+                !text.contains(CLIENT_SECRET) || answer_contains(&body, CLIENT_SECRET),
+                "the client secret leaked: {text}"
+            );
+            match expected {
+                Some(Ok(token)) => panic!("the valid token {token:?} was refused: {text}"),
+                Some(Err(invalid_token)) => {
+                    assert_eq!(
+                        invalid_token,
+                        kind == TokenErrorKind::InvalidToken,
+                        "{text}"
+                    );
+                }
+                None => {}
+            }
+            if kind == TokenErrorKind::InvalidToken {
+                // The error says where and what kind the fault is, never what the token is:
+                // the same answer with another token, as invalid at the same place, reads the
+                // same.
+                if let Some(disguised) = with_disguised_token(&body) {
+                    let other = fetch(status, json, disguised).result;
+                    let other = other.expect_err("a token as invalid");
+                    assert_eq!(text, printed(&other), "the refused token leaked");
+                }
+            }
+        }
+    }
+});
+
+/// The getToken call: POST to the token URL, JSON with the client id and secret.
+async fn check_request(request: Request<Full<Bytes>>) {
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.uri(), "http://akool.test/api/open/v3/getToken");
+    assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .expect("Full")
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
+    assert_eq!(
+        body,
+        serde_json::json!({ "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET })
+    );
+}

@@ -1,0 +1,234 @@
+//! Arbitrary answers of Polyteia's key exchange, served by a `tower::service_fn` to
+//! `polyteia::key_exchange(..).build(http)`, then `fetch()` on a current-thread runtime.
+//!
+//! The input is the answer as text: a first line `<status> [json]` (`json` adds
+//! `Content-Type: application/json`), then the body, with the macros of
+//! [`expand_answer`](tower_api_auth_fuzz::expand_answer) (`\x03` echoes the personal access
+//! key, `\x04` pads past 64 KiB).
+//!
+//! Checks: nothing panics; the result is a token or a `TokenError` of kind `Fetch` or
+//! `InvalidToken`, and which one agrees with a model of the exchange (a token exactly when the
+//! status is 2xx and `json.token` is a valid header value); a future `expiresAt` (epoch seconds,
+//! epoch milliseconds, RFC 3339) schedules the refresh, a past one is ignored; the error's
+//! `Display`, `Debug` and sources never contain the key (unless the endpoint sent it back) nor a
+//! refused token; the request is the documented POST.
+
+#![no_main]
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use libfuzzer_sys::fuzz_target;
+use tower_api_auth::TokenError;
+use tower_api_auth::providers::polyteia;
+use tower_api_auth::token::TokenErrorKind;
+use tower_api_auth_fuzz::{
+    answer_contains, disguise, expand_answer, is_header_token, lenient_json, printed, rfc3339_utc,
+    status_line, strict_json,
+};
+
+const KEY: &str = "pak_fuzz_personal_key_51c0e2";
+const ORGANIZATION: &str = "org_fuzz";
+
+/// A hundred years: an expiry further away than this is not judged (it may be taken as
+/// unknown).
+const FAR: u64 = 100 * 365 * 86_400;
+
+/// The largest answer a token endpoint may send.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// A token the model expects, with its expiry in seconds since the epoch when it can tell.
+#[derive(Debug)]
+struct Expected {
+    token: String,
+    expires_at: Option<u64>,
+}
+
+/// What the model expects of an answer: the token, or a failure (`true` when the token itself
+/// is invalid); `None` when it makes no claim.
+fn expected(status: StatusCode, body: &[u8]) -> Option<Result<Expected, bool>> {
+    if !status.is_success() || body.len() > MAX_ANSWER {
+        return Some(Err(false));
+    }
+    if serde_json::from_slice::<serde_json::Value>(body).is_err() {
+        return (!lenient_json(body)).then_some(Err(false));
+    }
+    // A repeated field, or an array where serde would take the fields in order: no claim.
+    let answer = strict_json(body)?;
+    let exchanged = match answer.as_object()?.get("json") {
+        None => return Some(Err(false)),
+        Some(json) => json.as_object()?,
+    };
+    let Some(serde_json::Value::String(token)) = exchanged.get("token") else {
+        return Some(Err(false));
+    };
+    if token.is_empty() {
+        return Some(Err(false));
+    }
+    if !is_header_token(token) {
+        return Some(Err(true));
+    }
+    let expires_at = match exchanged.get("expiresAt") {
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .map(|n| if n < 100_000_000_000 { n } else { n / 1000 }),
+        Some(serde_json::Value::String(text)) => rfc3339_utc(text),
+        _ => None,
+    };
+    Some(Ok(Expected {
+        token: token.clone(),
+        expires_at,
+    }))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// What one fetch gave.
+struct Fetched {
+    result: Result<u64, TokenError>,
+    expires_in: Option<Duration>,
+    generation: Option<u64>,
+}
+
+/// Builds the credential over an endpoint that answers `status` and `body`, and fetches once
+/// on a current-thread runtime of its own (dropped with the refresh task it may hold).
+fn fetch(status: StatusCode, json: bool, body: Bytes) -> Fetched {
+    let http = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let body = body.clone();
+        async move {
+            check_request(request).await;
+            let mut response = Response::new(Full::new(body));
+            *response.status_mut() = status;
+            if json {
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let tokens = polyteia::key_exchange(KEY)
+        .organization_id(ORGANIZATION)
+        .base_url("http://polyteia.test")
+        .build(http)
+        .expect("a valid configuration");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let result = runtime.block_on(tokens.fetch());
+    Fetched {
+        result,
+        expires_in: tokens.expires_in(),
+        generation: tokens.generation(),
+    }
+}
+
+/// `body` with its token disguised (see [`disguise`]), when the body is strict JSON with one.
+fn with_disguised_token(body: &[u8]) -> Option<Bytes> {
+    let mut json = strict_json(body)?;
+    let token = json.get_mut("json")?.get_mut("token")?;
+    *token = disguise(token.as_str()?).into();
+    Some(serde_json::to_vec(&json).expect("JSON").into())
+}
+
+fuzz_target!(|input: &[u8]| {
+    let (first, body) = match input.iter().position(|b| *b == b'\n') {
+        Some(at) => (&input[..at], &input[at + 1..]),
+        None => (input, &b""[..]),
+    };
+    let (status, json) = status_line(first);
+    let body = Bytes::from(expand_answer(body, KEY));
+    let Fetched {
+        result,
+        expires_in,
+        generation: cached,
+    } = fetch(status, json, body.clone());
+
+    let expected = expected(status, &body);
+    match result {
+        Ok(generation) => {
+            assert_eq!(generation, 1);
+            assert_eq!(cached, Some(1));
+            let Some(expected) = expected else { return };
+            let Ok(Expected { expires_at, .. }) = expected else {
+                panic!("a token, where the model expects {expected:?}");
+            };
+            let now = now_secs();
+            match expires_at {
+                Some(at) if at > now + 2 && at < now + FAR => {
+                    let left = expires_in.expect("a known expiry");
+                    assert!(left <= Duration::from_secs(at - now + 1), "{left:?}");
+                }
+                Some(at) if at.saturating_add(1) < now => assert_eq!(expires_in, None),
+                _ => {}
+            }
+        }
+        Err(error) => {
+            assert_eq!(cached, None);
+            let kind = error.kind();
+            assert!(
+                matches!(kind, TokenErrorKind::Fetch | TokenErrorKind::InvalidToken),
+                "{error:?}"
+            );
+            let text = printed(&error);
+            assert!(
+                !text.contains(KEY) || answer_contains(&body, KEY),
+                "the personal access key leaked: {text}"
+            );
+            match expected {
+                Some(Ok(Expected { token, .. })) => {
+                    panic!("the valid token {token:?} was refused: {text}")
+                }
+                Some(Err(invalid_token)) => {
+                    assert_eq!(
+                        invalid_token,
+                        kind == TokenErrorKind::InvalidToken,
+                        "{text}"
+                    );
+                }
+                None => {}
+            }
+            if kind == TokenErrorKind::InvalidToken {
+                // The error says where and what kind the fault is, never what the token is:
+                // the same answer with another token, as invalid at the same place, reads the
+                // same.
+                if let Some(disguised) = with_disguised_token(&body) {
+                    let other = fetch(status, json, disguised).result;
+                    let other = other.expect_err("a token as invalid");
+                    assert_eq!(text, printed(&other), "the refused token leaked");
+                }
+            }
+        }
+    }
+});
+
+/// The exchange: POST to the exchange URL, `{"json": {"key", "organizationId"}}`.
+async fn check_request(request: Request<Full<Bytes>>) {
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(
+        request.uri(),
+        "http://polyteia.test/rpc/auth/personalAccessKey/exchange"
+    );
+    assert_eq!(request.headers()[CONTENT_TYPE], "application/json");
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .expect("Full")
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON request");
+    assert_eq!(
+        body,
+        serde_json::json!({ "json": { "key": KEY, "organizationId": ORGANIZATION } })
+    );
+}
