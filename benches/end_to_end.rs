@@ -2,8 +2,15 @@
 //! the crate's full stacks, in requests per second at a fixed concurrency.
 //!
 //! Run: `cargo bench --bench end_to_end`. One iteration sends 256 GET requests, 32 in flight,
-//! over the client's connection pool, and reads every response body. Client and server share a
-//! two-worker tokio runtime, as a service calling a sidecar would.
+//! over the client's connection pool, and reads every response body. Client and server share
+//! one tokio runtime, as a service calling a sidecar would, in two settings:
+//!
+//! - `1 thread`: a current-thread runtime. Every request's whole cost, client and server, lands
+//!   on one core, so the ratios between variants are what the layers cost per request.
+//! - `2 workers`: a two-worker runtime on this 2-core machine. Closer to a deployment, but its
+//!   throughput swings between runs (seen: 2.5 ms and 3.8 ms for the same variant in separate
+//!   processes), with how the workers, the criterion thread and the kernel's network work share
+//!   the two cores; compare its rows with care.
 //!
 //! - bare: the key written into each request by hand, a plain router;
 //! - client stack: `ClassifyLayer` + `AuthLayer` on the client, plain router;
@@ -91,11 +98,21 @@ where
 }
 
 fn end_to_end(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let one = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    compare(c, "end_to_end/1 thread", &one);
+    let two = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    compare(c, "end_to_end/2 workers", &two);
+}
+
+/// Bare against the stacks, client and servers on `rt`.
+fn compare(c: &mut Criterion, group: &str, rt: &Runtime) {
     let (plain, protected) = rt.block_on(async {
         let plain = serve(Router::new().route("/v1/things", get(handler))).await;
         (plain, serve(guarded()).await)
@@ -109,18 +126,16 @@ fn end_to_end(c: &mut Criterion) {
             .service(http.clone())
     };
 
-    let mut group = c.benchmark_group("end_to_end");
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(REQUESTS as u64));
     let url = format!("{plain}/v1/things");
-    group.bench_function("bare", |b| b.iter(|| run(&rt, &http, &url, true)));
+    group.bench_function("bare", |b| b.iter(|| run(rt, &http, &url, true)));
     let client = stack(&plain);
-    group.bench_function("client stack", |b| {
-        b.iter(|| run(&rt, &client, &url, false))
-    });
+    group.bench_function("client stack", |b| b.iter(|| run(rt, &client, &url, false)));
     let url = format!("{protected}/v1/things");
-    group.bench_function("server stack", |b| b.iter(|| run(&rt, &http, &url, true)));
+    group.bench_function("server stack", |b| b.iter(|| run(rt, &http, &url, true)));
     let client = stack(&protected);
-    group.bench_function("both stacks", |b| b.iter(|| run(&rt, &client, &url, false)));
+    group.bench_function("both stacks", |b| b.iter(|| run(rt, &client, &url, false)));
     group.finish();
 }
 
