@@ -353,3 +353,73 @@ mod akool_body_codes {
         assert_eq!(tokens.generation(), Some(1));
     }
 }
+
+/// A buffered body is replayed whole: its data and its trailers, both times (HTTP/2, where
+/// request trailers travel).
+#[tokio::test]
+async fn a_buffered_body_is_replayed_with_its_trailers() {
+    type Seen = Arc<std::sync::Mutex<Vec<(String, Bytes, Option<http::HeaderMap>)>>>;
+    async fn api(
+        axum::extract::State(seen): axum::extract::State<Seen>,
+        request: http::Request<axum::body::Body>,
+    ) -> StatusCode {
+        let authorization = request.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let collected = request.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        let rejected = authorization == "Bearer t1";
+        seen.lock()
+            .unwrap()
+            .push((authorization, collected.to_bytes(), trailers));
+        if rejected {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::OK
+        }
+    }
+    let seen = Seen::default();
+    let router = axum::Router::new()
+        .route("/api", axum::routing::post(api))
+        .with_state(Arc::clone(&seen));
+    let server = support::Served::start(router).await;
+
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fetches);
+    let tokens = TokenCredential::builder(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<_, std::io::Error>(Token::new(format!("t{n}"))) }
+    })
+    .origin(&server.base_url)
+    .build()
+    .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", "c0ffee".parse().unwrap());
+    let body = Full::new(Bytes::from_static(b"payload"))
+        .with_trailers(std::future::ready(Some(Ok(trailers.clone()))))
+        .map_err(|never| match never {})
+        .boxed();
+    let request = http::Request::post(server.url("/api")).body(body).unwrap();
+    let response = TokenAuthLayer::new(tokens)
+        .layer(client)
+        .oneshot(request)
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = seen.lock().unwrap().clone();
+    let sent = |token: &str| {
+        (
+            format!("Bearer {token}"),
+            Bytes::from_static(b"payload"),
+            Some(trailers.clone()),
+        )
+    };
+    assert_eq!(seen, [sent("t1"), sent("t2")]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}

@@ -13,10 +13,13 @@
 //! assert!(boxed.try_clone().is_none());
 //! ```
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+
 use bytes::{Buf, Bytes};
-use http::Request;
+use http::{HeaderMap, Request};
 use http_body::Body;
-use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody, WithTrailers};
 use http_body_util::{BodyExt, Empty, Full};
 
 /// A request body that may be copied to replay the request.
@@ -33,12 +36,19 @@ pub trait ReplayBody: Body + Sized {
     /// Whether [`from_buffered`](Self::from_buffered) builds bodies of this type.
     const FROM_BUFFERED: bool = false;
 
-    /// A body of this type holding `bytes`, for a body that was read into memory to be
-    /// replayable; `None` (the default) if this type cannot be built from bytes.
-    fn from_buffered(bytes: Bytes) -> Option<Self> {
-        let _ = bytes;
+    /// A body of this type holding `data` and then `trailers`, for a body that was read into
+    /// memory to be replayable; `None` (the default) if this type cannot be built from bytes.
+    fn from_buffered(data: Bytes, trailers: Option<HeaderMap>) -> Option<Self> {
+        let _ = (data, trailers);
         None
     }
+}
+
+/// A body read into memory: its data, then its trailers if it had any.
+type Buffered = WithTrailers<Full<Bytes>, Ready<Option<Result<HeaderMap, Infallible>>>>;
+
+fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> Buffered {
+    Full::new(data).with_trailers(ready(trailers.map(Ok)))
 }
 
 impl<D: Buf + Clone> ReplayBody for Full<D> {
@@ -66,9 +76,9 @@ impl<E: 'static> ReplayBody for BoxBody<Bytes, E> {
         None
     }
 
-    fn from_buffered(bytes: Bytes) -> Option<Self> {
+    fn from_buffered(data: Bytes, trailers: Option<HeaderMap>) -> Option<Self> {
         Some(BoxBody::new(
-            Full::new(bytes).map_err(|never| match never {}),
+            buffered(data, trailers).map_err(|never| match never {}),
         ))
     }
 }
@@ -80,9 +90,9 @@ impl<E: 'static> ReplayBody for UnsyncBoxBody<Bytes, E> {
         None
     }
 
-    fn from_buffered(bytes: Bytes) -> Option<Self> {
+    fn from_buffered(data: Bytes, trailers: Option<HeaderMap>) -> Option<Self> {
         Some(UnsyncBoxBody::new(
-            Full::new(bytes).map_err(|never| match never {}),
+            buffered(data, trailers).map_err(|never| match never {}),
         ))
     }
 }
@@ -96,8 +106,8 @@ impl ReplayBody for tonic::body::Body {
         None
     }
 
-    fn from_buffered(bytes: Bytes) -> Option<Self> {
-        Some(tonic::body::Body::new(Full::new(bytes)))
+    fn from_buffered(data: Bytes, trailers: Option<HeaderMap>) -> Option<Self> {
+        Some(tonic::body::Body::new(buffered(data, trailers)))
     }
 }
 

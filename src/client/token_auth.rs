@@ -523,9 +523,9 @@ where
                     }
                 }
                 StateProj::Buffering { collect, pending } => {
-                    let bytes = ready!(collect.as_mut().poll(cx))
-                        .map_err(Into::into)?
-                        .to_bytes();
+                    let collected = ready!(collect.as_mut().poll(cx)).map_err(Into::into)?;
+                    let trailers = collected.trailers().cloned();
+                    let bytes = collected.to_bytes();
                     let Buffered {
                         mut inner,
                         head,
@@ -534,9 +534,10 @@ where
                     } = *pending.take().expect(POLLED_AFTER_COMPLETION);
                     // `FROM_BUFFERED` promised these; a body type that breaks the promise gets
                     // its request refused rather than sent without its body.
-                    let (Some(body), Some(copy)) =
-                        (B::from_buffered(bytes.clone()), B::from_buffered(bytes))
-                    else {
+                    let (Some(body), Some(copy)) = (
+                        B::from_buffered(bytes.clone(), trailers.clone()),
+                        B::from_buffered(bytes, trailers),
+                    ) else {
                         return Poll::Ready(Err(failure(TokenErrorKind::NotReplayable)));
                     };
                     let request = Request::from_parts(head, body);
