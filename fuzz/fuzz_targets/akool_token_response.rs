@@ -16,27 +16,22 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use libfuzzer_sys::fuzz_target;
-use tower_api_auth::TokenError;
 use tower_api_auth::providers::akool;
 use tower_api_auth::token::TokenErrorKind;
 use tower_api_auth_fuzz::{
-    answer_contains, disguise, expand_answer, is_header_token, jwt_exp, lenient_json, printed,
-    status_line, strict_json,
+    FAR, Fetched, answer, answer_contains, disguise, expand_answer, fetch_once, is_header_token,
+    jwt_exp, lenient_json, now_secs, printed, status_line, strict_json,
 };
 
 const CLIENT_ID: &str = "fuzz-client-id";
 const CLIENT_SECRET: &str = "fuzz-client-secret-7f3a9c";
-
-/// A hundred years: an expiry further away than this is not judged (it may be taken as
-/// unknown).
-const FAR: u64 = 100 * 365 * 86_400;
 
 /// The largest answer a token endpoint may send.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -72,20 +67,6 @@ fn expected(body: &[u8]) -> Option<Result<String, bool>> {
     })
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
-/// What one fetch gave.
-struct Fetched {
-    result: Result<u64, TokenError>,
-    expires_in: Option<Duration>,
-    generation: Option<u64>,
-}
-
 /// Builds the credential over an endpoint that answers `status` and `body`, and fetches once
 /// on a current-thread runtime of its own (dropped with the refresh task it may hold).
 fn fetch(status: StatusCode, json: bool, body: Bytes) -> Fetched {
@@ -93,30 +74,14 @@ fn fetch(status: StatusCode, json: bool, body: Bytes) -> Fetched {
         let body = body.clone();
         async move {
             check_request(request).await;
-            let mut response = Response::new(Full::new(body));
-            *response.status_mut() = status;
-            if json {
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            }
-            Ok::<_, Infallible>(response)
+            Ok::<_, Infallible>(answer(status, json, body))
         }
     });
     let tokens = akool::client_credentials(CLIENT_ID, CLIENT_SECRET)
         .base_url("http://akool.test")
         .build(http)
         .expect("a valid configuration");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime");
-    let result = runtime.block_on(tokens.fetch());
-    Fetched {
-        result,
-        expires_in: tokens.expires_in(),
-        generation: tokens.generation(),
-    }
+    fetch_once(&tokens)
 }
 
 /// `body` with its token disguised (see [`disguise`]), when the body is strict JSON with one.

@@ -1,5 +1,5 @@
 //! What the fuzz targets share: their text input formats (so that seeds are written by hand and
-//! findings read as they are), and the checks on what errors print.
+//! findings read as they are), the checks on what errors print, and the token targets' fetch.
 //!
 //! Every target reads lines of `name: value` headers the way HTTP writes them. Control bytes
 //! cannot appear in a header value nor in a JSON string, so the formats use a few of them as
@@ -7,11 +7,16 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{HeaderName, HeaderValue};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use tower_api_auth::{TokenCredential, TokenError};
 
 /// `input` split at its first empty line: the head (its lines) and the rest.
 pub fn split_head(input: &[u8]) -> (Vec<&[u8]>, &[u8]) {
@@ -281,6 +286,55 @@ pub fn rfc3339_utc(text: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+}
+
+/// A hundred years: an expiry further away than this is not judged (it may be taken as
+/// unknown).
+pub const FAR: u64 = 100 * 365 * 86_400;
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// The token endpoint's answer: `status` and `body`, declared JSON when `json`.
+pub fn answer(status: StatusCode, json: bool, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    if json {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+/// What one fetch gave.
+pub struct Fetched {
+    /// The generation fetched, or why not.
+    pub result: Result<u64, TokenError>,
+    /// The cached token's time left, when its expiry is known.
+    pub expires_in: Option<Duration>,
+    /// The cached token's generation.
+    pub generation: Option<u64>,
+}
+
+/// Fetches once on a current-thread runtime of its own, dropped (with the refresh task it may
+/// hold) before this returns.
+pub fn fetch_once(tokens: &TokenCredential) -> Fetched {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let result = runtime.block_on(tokens.fetch());
+    Fetched {
+        result,
+        expires_in: tokens.expires_in(),
+        generation: tokens.generation(),
+    }
 }
 
 #[cfg(test)]
