@@ -11,19 +11,14 @@
 //! the store, so the 100,000-key store is probed where the cache may not hold it.
 //! `server/parts` times the key's SHA-256 digest alone, the one step every lookup pays.
 
-use std::convert::Infallible;
 use std::fmt::Debug;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode};
-use http_body_util::Empty;
 use tower::{Layer, Service};
 use tower_api_auth::Placement;
 use tower_api_auth::server::{
@@ -33,6 +28,10 @@ use tower_api_auth::server::{
 use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
+mod support;
+
+use support::{Bare, Body};
+
 const PATH: &str = "/v1/things";
 /// The store sizes compared: the cost should not depend on them.
 const SIZES: [usize; 2] = [10, 100_000];
@@ -40,27 +39,6 @@ const SIZES: [usize; 2] = [10, 100_000];
 const SCOPE: &str = "things:read";
 /// The key presented on the accepted path: in every store, and tower-http's token.
 const PRESENTED: usize = 7;
-
-type Body = Empty<Bytes>;
-
-/// The inner service: answers at once, so only the layer is measured.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<Body>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        drop(request);
-        ready(Ok(Response::new(())))
-    }
-}
 
 /// The `index`th key of a store: all keys (and the unknown one) have the same length.
 fn key(index: usize) -> String {

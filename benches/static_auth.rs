@@ -6,44 +6,23 @@
 //! the response.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
+use http::Request;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use http::{Request, Response};
-use http_body_util::Empty;
 use tower::{Layer, Service};
 use tower_api_auth::{AuthLayer, Credential};
 use tower_http::auth::AddAuthorizationLayer;
 use tower_http::set_header::SetRequestHeaderLayer;
 
+mod support;
+
+use support::{Bare, Body};
+
 const URL: &str = "https://api.example.com/v1/things";
 const TOKEN: &str = "sk-0123456789abcdef0123456789abcdef";
-
-type Body = Empty<Bytes>;
-
-/// The inner service: answers at once, so only the layer is measured.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<Body>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        drop(request);
-        ready(Ok(Response::new(())))
-    }
-}
 
 fn request(existing: usize) -> Request<Body> {
     const TYPICAL: [(&str, &str); 8] = [

@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench tokens`.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::Ready;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -16,7 +16,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{Empty, Full};
+use http_body_util::Full;
 use tower::retry::{Policy, RetryLayer};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::ClassifyLayer;
@@ -25,30 +25,13 @@ use tower_api_auth::providers::akool;
 use tower_api_auth::token::{Token, TokenCredential};
 use tower_api_auth::{AuthLayer, Credential};
 
+mod support;
+
+use support::{Bare, Body};
+
 const URL: &str = "https://api.example.com/v1/things";
 
 /// Every variant sends the same (empty, replayable) body.
-type Body = Empty<Bytes>;
-
-/// The inner service: answers at once, so only the layer is measured.
-#[derive(Clone)]
-struct Bare;
-
-impl Service<Request<Body>> for Bare {
-    type Response = Response<()>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        drop(request);
-        ready(Ok(Response::new(())))
-    }
-}
-
 /// The obvious alternative to arc-swap: a token behind an `RwLock`, read on every request.
 #[derive(Clone)]
 struct RwLockAuth<S> {
