@@ -423,6 +423,23 @@ fn epoch_seconds(time: SystemTime) -> u64 {
         .as_secs()
 }
 
+/// A Polyteia stand-in announcing `expires_at` (epoch seconds) for its tokens, and the credential
+/// fetching from it, after `requests` requests sent with its tokens, each answered 200.
+async fn polyteia_announcing(expires_at: u64, requests: usize) -> (MockServer, TokenCredential) {
+    let server = polyteia_server().await;
+    server.set_token_fault(Some(TokenFault::ExpiresAt(expires_at)));
+    let tokens = polyteia::key_exchange("pak_1")
+        .base_url(server.base_url())
+        .build(client())
+        .unwrap();
+    let api = TokenAuthLayer::new(tokens.clone()).layer(client());
+    for _ in 0..requests {
+        let response = bounded(api.clone().oneshot(polyteia_request(&server))).await;
+        assert_eq!(response.unwrap().status(), 200, "expiresAt {expires_at}");
+    }
+    (server, tokens)
+}
+
 // Backwards clock jumps cannot be tested, and need not be handled: token expiries are kept as
 // Tokio `Instant`s, which are monotonic (and `tokio::time::advance` only moves forward). What
 // can go wrong with wall clocks is the server's absolute `expiresAt` (Polyteia) or JWT `exp`
@@ -433,19 +450,8 @@ fn epoch_seconds(time: SystemTime) -> u64 {
 /// would refetch on every request.
 #[tokio::test]
 async fn an_expires_at_in_the_past_is_taken_as_unknown_and_does_not_refetch_on_every_request() {
-    let server = polyteia_server().await;
     let an_hour_ago = epoch_seconds(SystemTime::now()) - 3600;
-    server.set_token_fault(Some(TokenFault::ExpiresAt(an_hour_ago)));
-    let tokens = polyteia::key_exchange("pak_1")
-        .base_url(server.base_url())
-        .build(client())
-        .unwrap();
-    let api = TokenAuthLayer::new(tokens.clone()).layer(client());
-
-    for _ in 0..5 {
-        let response = bounded(api.clone().oneshot(polyteia_request(&server))).await;
-        assert_eq!(response.unwrap().status(), 200);
-    }
+    let (server, tokens) = polyteia_announcing(an_hour_ago, 5).await;
     assert_eq!(tokens.expires_in(), None);
     assert_eq!(server.token_request_count(), 1);
 }
@@ -457,17 +463,7 @@ async fn an_expires_at_in_the_past_is_taken_as_unknown_and_does_not_refetch_on_e
 async fn an_expiry_in_the_far_future_is_used_without_overflow() {
     let now = epoch_seconds(SystemTime::now());
     for exp in [99_999_999_999, u64::MAX] {
-        let server = polyteia_server().await;
-        server.set_token_fault(Some(TokenFault::ExpiresAt(exp)));
-        let tokens = polyteia::key_exchange("pak_1")
-            .base_url(server.base_url())
-            .build(client())
-            .unwrap();
-        let api = TokenAuthLayer::new(tokens.clone()).layer(client());
-        for _ in 0..3 {
-            let response = bounded(api.clone().oneshot(polyteia_request(&server))).await;
-            assert_eq!(response.unwrap().status(), 200, "{exp}");
-        }
+        let (server, tokens) = polyteia_announcing(exp, 3).await;
         let left = tokens.expires_in().expect("a known expiry");
         assert!(
             left > Duration::from_secs(99_999_999_999 - now - 60),
