@@ -138,8 +138,9 @@ impl fmt::Debug for TokenAuthLayer {
 /// credential's origins, fetching one first when none is cached, and replays a request once
 /// when the API rejects its token.
 ///
-/// - With a token cached, a request costs a cached pointer check, a header insert and (with
-///   replay on) a copy of the request for the replay.
+/// - With a token cached, a request costs a cached pointer check, a header insert, a clock read
+///   when the token's expiry is known (a token past it is never sent) and, with replay on, a
+///   copy of the request for the replay.
 /// - Without one, the request waits for the single fetch that all waiting requests share.
 /// - On a rejection (a `401`, or the verdict of a
 ///   [`ClassifyLayer`](crate::classify::ClassifyLayer) inside this one), the token's generation
