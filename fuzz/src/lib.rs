@@ -16,6 +16,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use tower_api_auth::token::TokenErrorKind;
 use tower_api_auth::{TokenCredential, TokenError};
 
 /// `input` split at its first empty line: the head (its lines) and the rest.
@@ -334,6 +335,78 @@ pub fn fetch_once(tokens: &TokenCredential) -> Fetched {
         result,
         expires_in: tokens.expires_in(),
         generation: tokens.generation(),
+    }
+}
+
+/// What the model of a token endpoint expects of one answer: the token and its announced expiry
+/// (epoch seconds), or a refusal (`true`: an invalid token, the error kind `InvalidToken`).
+pub type Verdict = Result<(String, Option<u64>), bool>;
+
+/// Checks one fetch of a token target against the model's verdict (`None`: the model has no
+/// opinion). A token is generation 1, with the announced expiry when it is plausible; a refusal
+/// is a `Fetch` or `InvalidToken` error printing no `secret` (unless the answer `body` echoed
+/// it) and reading the same as `disguised` gives: the error of the same answer with another
+/// token, as invalid at the same place (`None` where the answer has no token to replace).
+pub fn check_fetch(
+    fetched: Fetched,
+    expected: Option<Verdict>,
+    body: &[u8],
+    secret: &str,
+    disguised: impl FnOnce() -> Option<TokenError>,
+) {
+    let Fetched {
+        result,
+        expires_in,
+        generation: cached,
+    } = fetched;
+    match result {
+        Ok(generation) => {
+            assert_eq!(generation, 1);
+            assert_eq!(cached, Some(1));
+            let Some(expected) = expected else { return };
+            let Ok((_, expires_at)) = expected else {
+                panic!("a token, where the model expects {expected:?}");
+            };
+            let now = now_secs();
+            match expires_at {
+                Some(at) if at > now + 2 && at < now + FAR => {
+                    let left = expires_in.expect("a known expiry");
+                    assert!(left <= Duration::from_secs(at - now + 1), "{left:?}");
+                }
+                Some(at) if at.saturating_add(1) < now => assert_eq!(expires_in, None),
+                _ => {}
+            }
+        }
+        Err(error) => {
+            assert_eq!(cached, None);
+            let kind = error.kind();
+            assert!(
+                matches!(kind, TokenErrorKind::Fetch | TokenErrorKind::InvalidToken),
+                "{error:?}"
+            );
+            let text = printed(&error);
+            assert!(
+                !text.contains(secret) || answer_contains(body, secret),
+                "the secret leaked: {text}"
+            );
+            match expected {
+                Some(Ok((token, _))) => panic!("the valid token {token:?} was refused: {text}"),
+                Some(Err(invalid_token)) => {
+                    assert_eq!(
+                        invalid_token,
+                        kind == TokenErrorKind::InvalidToken,
+                        "{text}"
+                    );
+                }
+                None => {}
+            }
+            // The error says where and what kind the fault is, never what the token is.
+            if kind == TokenErrorKind::InvalidToken
+                && let Some(other) = disguised()
+            {
+                assert_eq!(text, printed(&other), "the refused token leaked");
+            }
+        }
     }
 }
 
