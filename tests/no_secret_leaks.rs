@@ -9,7 +9,7 @@ use tower_api_auth::{Auth, AuthLayer, Credential, Placement, Secret};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, TraceLayer};
 use tracing::Level;
 
-use support::{CapturedLogs, client, get};
+use support::{CapturedLogs, client, get, post_json};
 
 const SECRETS: [&str; 5] = [
     "akkio-SECRET-1",
@@ -137,9 +137,11 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
     use tower::Layer;
     use tower_api_auth::classify::{ClassifiedError, ClassifyLayer};
     use tower_api_auth::mock::MockProviders;
+    use tower_api_auth::mock::TokenFault;
     use tower_api_auth::server::{
         KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
     };
+    use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind};
     use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer};
 
     let logs = CapturedLogs::default();
@@ -189,6 +191,43 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
         .oneshot(get(&url))
         .await
         .unwrap_err();
+    shown += &format!("{err} {err:?}");
+
+    // A token the API never accepts: rejected again after its replay, then a refetch refused
+    // by the rate limit.
+    let never = TokenCredential::builder(|| async {
+        Ok::<_, std::io::Error>(Token::new("never-SECRET-token"))
+    })
+    .origin(mocks.polyteia.base_url())
+    .build()
+    .unwrap();
+    let api_url = format!("{}/api", mocks.polyteia.base_url());
+    for kind in [
+        TokenErrorKind::RejectedAfterReplay,
+        TokenErrorKind::Rejected,
+    ] {
+        let err = TokenAuthLayer::new(never.clone())
+            .layer(http.clone())
+            .oneshot(post_json(&api_url, "{}"))
+            .await
+            .unwrap_err();
+        let err = err.downcast::<TokenError>().unwrap();
+        assert_eq!(err.kind(), kind);
+        shown += &format!("{err} {err:?}");
+    }
+
+    // A token endpoint that never answers: the fetch times out.
+    let stalled = MockServer::start(Provider::Akool).await.unwrap();
+    stalled.accept_key("stalled-client-SECRET");
+    stalled.set_token_fault(Some(TokenFault::StallMidBody));
+    let timed_out = akool::client_credentials("client-id", "stalled-client-SECRET")
+        .base_url(stalled.base_url())
+        .token_builder(http.clone())
+        .fetch_timeout(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = timed_out.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Timeout);
     shown += &format!("{err} {err:?}");
 
     // A classified failure carrying the banned key.
