@@ -560,7 +560,7 @@ struct Seen(Arc<Mutex<Vec<String>>>);
 
 impl Seen {
     fn api(
-        &self,
+        self,
     ) -> impl tower::Service<
         Request<Full<Bytes>>,
         Response = Response<()>,
@@ -569,13 +569,12 @@ impl Seen {
     > + Clone
     + Send
     + 'static {
-        let seen = self.clone();
         tower::service_fn(move |request: Request<Full<Bytes>>| {
             let value = request.headers()["authorization"]
                 .to_str()
                 .unwrap()
                 .to_owned();
-            seen.0.lock().unwrap().push(value);
+            self.0.lock().unwrap().push(value);
             async { Ok::<_, Infallible>(Response::new(())) }
         })
     }
@@ -617,6 +616,31 @@ fn paused_tokens(
     (tokens, fetches)
 }
 
+/// A credential over a scripted source (see `paused_tokens`), the recording API behind its layer,
+/// and one request sent through it: the first token fetched and in use.
+async fn serving(
+    answers: [Answer; 2],
+) -> (
+    TokenCredential,
+    mpsc::UnboundedReceiver<u64>,
+    Seen,
+    impl tower::Service<
+        Request<Full<Bytes>>,
+        Response = Response<()>,
+        Error = tower::BoxError,
+        Future = impl Future<Output = Result<Response<()>, tower::BoxError>> + Send,
+    > + Clone
+    + Send
+    + 'static,
+) {
+    let (tokens, mut fetches) = paused_tokens(answers);
+    let seen = Seen::default();
+    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.clone().api());
+    api.clone().oneshot(api_request()).await.unwrap();
+    assert_eq!(fetches.recv().await, Some(1));
+    (tokens, fetches, seen, api)
+}
+
 fn token(n: u64) -> Token {
     Token::new(format!("t{n}")).expires_in(LIFETIME)
 }
@@ -628,11 +652,7 @@ fn token(n: u64) -> Token {
 async fn a_clock_jump_past_the_refresh_point_refreshes_in_the_background_while_requests_keep_the_token()
  {
     let (refresh, open, answered) = gated(token(2));
-    let (tokens, mut fetches) = paused_tokens([Answer::Token(token(1)), refresh]);
-    let seen = Seen::default();
-    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.api());
-    api.clone().oneshot(api_request()).await.unwrap();
-    assert_eq!(fetches.recv().await, Some(1));
+    let (tokens, mut fetches, seen, api) = serving([Answer::Token(token(1)), refresh]).await;
 
     tokio::time::advance(LIFETIME - MARGIN + Duration::from_secs(5)).await;
     assert_eq!(fetches.recv().await, Some(2), "the refresh started");
@@ -672,11 +692,8 @@ async fn after_a_clock_jump_past_the_expiry_a_fetch_gets_a_new_token_not_the_exp
 /// token; none carries the expired one.
 #[tokio::test(start_paused = true)]
 async fn a_clock_jump_past_the_expiry_makes_requests_wait_for_one_fetch_of_a_new_token() {
-    let (tokens, mut fetches) = paused_tokens([Answer::Token(token(1)), Answer::Token(token(2))]);
-    let seen = Seen::default();
-    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.api());
-    api.clone().oneshot(api_request()).await.unwrap();
-    assert_eq!(fetches.recv().await, Some(1));
+    let answers = [Answer::Token(token(1)), Answer::Token(token(2))];
+    let (tokens, mut fetches, seen, api) = serving(answers).await;
 
     tokio::time::advance(LIFETIME + Duration::from_secs(50)).await;
     let before = seen.len();
@@ -696,11 +713,7 @@ async fn a_clock_jump_past_the_expiry_makes_requests_wait_for_one_fetch_of_a_new
 #[tokio::test(start_paused = true)]
 async fn a_refresh_still_running_at_the_expiry_does_not_leave_the_expired_token_in_use() {
     let (refresh, open, _answered) = gated(token(2));
-    let (tokens, mut fetches) = paused_tokens([Answer::Token(token(1)), refresh]);
-    let seen = Seen::default();
-    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.api());
-    api.clone().oneshot(api_request()).await.unwrap();
-    assert_eq!(fetches.recv().await, Some(1));
+    let (tokens, mut fetches, seen, api) = serving([Answer::Token(token(1)), refresh]).await;
 
     tokio::time::advance(LIFETIME - MARGIN + Duration::from_secs(5)).await;
     assert_eq!(fetches.recv().await, Some(2), "the refresh started");
@@ -752,7 +765,7 @@ async fn a_lifetime_too_long_for_the_clock_is_no_expiry_not_a_panic() {
         Answer::Token(Token::new("t2")),
     ]);
     let seen = Seen::default();
-    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.api());
+    let api = TokenAuthLayer::new(tokens.clone()).layer(seen.clone().api());
     for _ in 0..3 {
         api.clone().oneshot(api_request()).await.unwrap();
     }
