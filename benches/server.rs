@@ -116,7 +116,7 @@ fn bench<S, B>(
 // tower-http deprecated its `require_authorization` module ("too basic"); it is still the
 // ecosystem's one-line bearer check, so it is the baseline here.
 #[allow(deprecated)]
-fn tower_http_bearer(token: &str) -> ValidateRequestHeaderLayer<Bearer<()>> {
+fn tower_http_bearer(token: &str) -> ValidateRequestHeaderLayer<Bearer<Body>> {
     ValidateRequestHeaderLayer::bearer(token)
 }
 

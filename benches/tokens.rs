@@ -60,13 +60,13 @@ impl<S: Service<Request<Body>>> Service<Request<Body>> for RwLockAuth<S> {
 #[derive(Clone)]
 struct CopyForRetry;
 
-impl Policy<Request<Body>, Response<()>, Infallible> for CopyForRetry {
+impl Policy<Request<Body>, Response<Body>, Infallible> for CopyForRetry {
     type Future = Ready<()>;
 
     fn retry(
         &mut self,
         _: &mut Request<Body>,
-        _: &mut Result<Response<()>, Infallible>,
+        _: &mut Result<Response<Body>, Infallible>,
     ) -> Option<Self::Future> {
         None
     }

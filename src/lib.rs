@@ -148,6 +148,7 @@
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod body;
 mod builder;
 pub mod classify;
 pub mod client;

@@ -128,12 +128,12 @@ struct Sent {
 
 /// Sends `requests` GETs to `url` through `api` from `TASKS` tasks, each one request at a time,
 /// and reads every answer to its end.
-async fn drive<S>(api: S, url: String, requests: u64) -> Sent
+async fn drive<S, R>(api: S, url: String, requests: u64) -> Sent
 where
-    S: Service<Request<support::Body>, Response = Response<hyper::body::Incoming>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<support::Body>, Response = Response<R>> + Clone + Send + 'static,
+    R: http_body::Body + Send,
+    R::Data: Send,
+    R::Error: fmt::Display + Send,
     S::Future: Send,
     S::Error: fmt::Display + Send,
 {

@@ -21,12 +21,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
+use tower_api_auth::body::ResponseBody;
 use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::mock::{MockServer, Provider, TokenFault};
 use tower_api_auth::providers::{akool, polyteia};
@@ -106,9 +107,9 @@ fn akool_tokens(server: &MockServer, http: HttpClient, fetch_timeout: Duration) 
 /// Sends `WAITERS` concurrent requests on a cold cache and returns their token errors. They
 /// are all polled before the fetch can end (this is a current-thread runtime and the fetch is a
 /// task of its own), so they all wait on the same fetch.
-async fn waiters_fail<S>(api: &S, url: &str) -> Vec<TokenError>
+async fn waiters_fail<S, R>(api: &S, url: &str) -> Vec<TokenError>
 where
-    S: tower::Service<Request<support::Body>, Response = Response<hyper::body::Incoming>> + Clone,
+    S: tower::Service<Request<support::Body>, Response = Response<R>> + Clone,
     S::Error: Into<tower::BoxError>,
 {
     let waiters = (0..WAITERS).map(|_| api.clone().oneshot(get(url)));
@@ -563,7 +564,7 @@ impl Seen {
         self,
     ) -> impl tower::Service<
         Request<Full<Bytes>>,
-        Response = Response<()>,
+        Response = Response<Empty<Bytes>>,
         Error = Infallible,
         Future = impl Send,
     > + Clone
@@ -575,7 +576,7 @@ impl Seen {
                 .unwrap()
                 .to_owned();
             self.0.lock().unwrap().push(value);
-            async { Ok::<_, Infallible>(Response::new(())) }
+            async { Ok::<_, Infallible>(Response::new(Empty::new())) }
         })
     }
 
@@ -626,9 +627,10 @@ async fn serving(
     Seen,
     impl tower::Service<
         Request<Full<Bytes>>,
-        Response = Response<()>,
+        Response = Response<ResponseBody<Empty<Bytes>>>,
         Error = tower::BoxError,
-        Future = impl Future<Output = Result<Response<()>, tower::BoxError>> + Send,
+        Future = impl Future<Output = Result<Response<ResponseBody<Empty<Bytes>>>, tower::BoxError>>
+                 + Send,
     > + Clone
     + Send
     + 'static,

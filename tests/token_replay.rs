@@ -14,21 +14,14 @@ use tower::{Layer, ServiceExt};
 use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::polyteia;
-use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind};
+use tower_api_auth::token::{Token, TokenCredential};
 
-use support::{client, post_json};
+use support::{client, json, post_json};
 
 async fn polyteia_server() -> MockServer {
     let server = MockServer::start(Provider::Polyteia).await.unwrap();
     server.accept_key("pak_1");
     server
-}
-
-fn token_error(err: tower::BoxError) -> TokenError {
-    match err.downcast::<TokenError>() {
-        Ok(err) => *err,
-        Err(other) => panic!("expected a TokenError, got {other}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -104,15 +97,17 @@ fn never_accepted(server: &MockServer, fetches: &Arc<AtomicUsize>) -> TokenCrede
 }
 
 #[tokio::test]
-async fn a_second_rejection_is_an_error_after_exactly_two_attempts() {
+async fn a_second_rejection_is_the_apis_answer_after_exactly_two_attempts() {
     let server = polyteia_server().await;
     let fetches = Arc::new(AtomicUsize::new(0));
     let tokens = never_accepted(&server, &fetches);
     let api = TokenAuthLayer::new(tokens).layer(client());
 
     let url = format!("{}/api", server.base_url());
-    let err = token_error(api.oneshot(post_json(&url, "{}")).await.unwrap_err());
-    assert_eq!(err.kind(), TokenErrorKind::RejectedAfterReplay);
+    let response = api.oneshot(post_json(&url, "{}")).await.unwrap();
+    // The caller keeps what the API said: its status and its body.
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(json(response).await.get("error").is_some());
     assert_eq!(server.request_count(), 2);
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
@@ -126,19 +121,8 @@ async fn a_wave_of_requests_against_a_broken_account_is_not_a_wave_of_fetches() 
     let url = format!("{}/api", server.base_url());
 
     for _ in 0..20 {
-        let err = token_error(
-            api.clone()
-                .oneshot(post_json(&url, "{}"))
-                .await
-                .unwrap_err(),
-        );
-        assert!(
-            matches!(
-                err.kind(),
-                TokenErrorKind::RejectedAfterReplay | TokenErrorKind::Rejected
-            ),
-            "{err}"
-        );
+        let response = api.clone().oneshot(post_json(&url, "{}")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     // The first token and the one refetch; every later rejection is rate-limited.
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
@@ -217,14 +201,18 @@ async fn a_streaming_body_is_not_replayed_but_the_next_request_gets_a_new_token(
     ))];
     let body = StreamBody::new(futures::stream::iter(chunks)).boxed();
     let request = http::Request::post(&url).body(body).unwrap();
-    let err = token_error(
-        TokenAuthLayer::new(tokens.clone())
-            .layer(boxed_client())
-            .oneshot(request)
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(err.kind(), TokenErrorKind::NotReplayable);
+    let response = TokenAuthLayer::new(tokens.clone())
+        .layer(boxed_client())
+        .oneshot(request)
+        .await
+        .unwrap();
+    // Sent once: the API's rejection is handed back, and the token was refetched meanwhile.
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let api_calls = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.path() == "/api");
+    assert_eq!(api_calls.count(), 1);
 
     let response = TokenAuthLayer::new(tokens.clone())
         .layer(client())
@@ -306,7 +294,7 @@ mod akool_body_codes {
     }
 
     #[tokio::test]
-    async fn code_1101_twice_is_an_error_after_exactly_two_attempts() {
+    async fn code_1101_twice_is_the_apis_answer_after_exactly_two_attempts() {
         let server = akool_server().await;
         let fetches = Arc::new(AtomicUsize::new(0));
         let tokens = never_accepted(&server, &fetches);
@@ -316,8 +304,12 @@ mod akool_body_codes {
             .service(client());
         let url = format!("{}/api/open/v3/faceswap/quota/info", server.base_url());
 
-        let err = token_error(api.oneshot(get(&url)).await.unwrap_err());
-        assert_eq!(err.kind(), TokenErrorKind::RejectedAfterReplay);
+        let response = api.oneshot(get(&url)).await.unwrap();
+        // The provider's answer reaches the caller: its code, its message, its body.
+        let outcome = response.extensions().get::<Outcome>().unwrap().clone();
+        assert_eq!(outcome.code(), Some(1101));
+        assert!(outcome.message().is_some());
+        assert_eq!(json(response).await["code"], 1101);
         assert_eq!(server.request_count(), 2);
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
@@ -402,7 +394,6 @@ async fn a_buffered_body_is_replayed_with_its_trailers() {
     trailers.insert("x-checksum", "c0ffee".parse().unwrap());
     let body = Full::new(Bytes::from_static(b"payload"))
         .with_trailers(std::future::ready(Some(Ok(trailers.clone()))))
-        .map_err(|never| match never {})
         .boxed();
     let request = http::Request::post(server.url("/api")).body(body).unwrap();
     let response = TokenAuthLayer::new(tokens)

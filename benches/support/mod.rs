@@ -9,7 +9,7 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use tower::Service;
 
-/// Every request carries an empty body.
+/// Every request and every response carries an empty body.
 pub type Body = Empty<Bytes>;
 
 /// The inner service: answers at once, so only the layer is measured.
@@ -17,9 +17,9 @@ pub type Body = Empty<Bytes>;
 pub struct Bare;
 
 impl Service<Request<Body>> for Bare {
-    type Response = Response<()>;
+    type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<()>, Infallible>>;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -27,6 +27,6 @@ impl Service<Request<Body>> for Bare {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         drop(request);
-        ready(Ok(Response::new(())))
+        ready(Ok(Response::new(Body::new())))
     }
 }

@@ -1,12 +1,12 @@
 use std::fmt;
 
-use http::StatusCode;
+use http::{Response, StatusCode};
 
 use super::{Outcome, OutcomeKind};
 
-/// A response classified as a failure, turned into an error by
-/// [`ClassifyLayer::fail_on_failure`](super::ClassifyLayer::fail_on_failure) so that `?` works
-/// in client code. It carries the status, the provider's code and message, never a secret.
+/// A response classified as a failure, turned into an error by [`error_for_outcome`] so that
+/// `?` works in client code. It carries the status, the provider's code and message, never a
+/// secret.
 #[derive(Debug, Clone)]
 pub struct ClassifiedError {
     outcome: Outcome,
@@ -50,3 +50,30 @@ impl fmt::Display for ClassifiedError {
 }
 
 impl std::error::Error for ClassifiedError {}
+
+/// The response, or a [`ClassifiedError`] when its [`Outcome`] is a failure: `?` for client
+/// code, applied to what the whole stack answers.
+///
+/// It is a function rather than a layer option on purpose: a layer that turned failures into
+/// errors would hide them from every retry policy and token replay outside it, so the place to
+/// do it is after the stack, where nothing is left to see them.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_api_auth::classify::{Outcome, OutcomeKind, error_for_outcome};
+///
+/// let mut response = Response::new(());
+/// response
+///     .extensions_mut()
+///     .insert(Outcome::new(OutcomeKind::Forbidden, StatusCode::OK).with_code(1009));
+/// let err = error_for_outcome(response).unwrap_err();
+/// assert_eq!((err.kind(), err.code()), (OutcomeKind::Forbidden, Some(1009)));
+/// // A response with no outcome (no `ClassifyLayer` in the stack) is passed through.
+/// assert!(error_for_outcome(Response::new(())).is_ok());
+/// ```
+pub fn error_for_outcome<B>(response: Response<B>) -> Result<Response<B>, ClassifiedError> {
+    match response.extensions().get::<Outcome>() {
+        Some(outcome) if !outcome.is_success() => Err(ClassifiedError::new(outcome.clone())),
+        _ => Ok(response),
+    }
+}

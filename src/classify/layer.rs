@@ -7,13 +7,11 @@ use std::task::{Context, Poll, ready};
 use http::response::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
-use http_body_util::combinators::Collect;
 use pin_project_lite::pin_project;
 use tower::{BoxError, Layer, Service};
 
-use super::classifier::is_json;
-use super::{ClassifiedError, Classifier, Outcome, OutcomeKind, ResponseBody};
+use super::{Classifier, Outcome, OutcomeKind};
+use crate::body::{Peek, ResponseBody, worth_peeking};
 
 /// By default, JSON bodies up to this size are read to be classified.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -25,7 +23,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct ClassifyLayer<C> {
     classifier: Arc<C>,
     body_limit: usize,
-    fail: bool,
 }
 
 impl<C: Classifier> ClassifyLayer<C> {
@@ -34,22 +31,16 @@ impl<C: Classifier> ClassifyLayer<C> {
         Self {
             classifier: Arc::new(classifier),
             body_limit: DEFAULT_BODY_LIMIT,
-            fail: false,
         }
     }
 
     /// Reads JSON bodies up to `limit` bytes to classify them (default
     /// [`DEFAULT_BODY_LIMIT`]). A body is read only when the classifier wants it, its content
-    /// type is JSON and its size is known and within the limit; any other body streams through
-    /// untouched.
+    /// type is JSON and it is not announced as larger than the limit; one sent chunked is read
+    /// until it ends or passes the limit, and judged by its head alone in the second case. The
+    /// caller gets every byte either way.
     pub fn body_limit(mut self, limit: usize) -> Self {
         self.body_limit = limit;
-        self
-    }
-
-    /// Turns failure outcomes into a [`ClassifiedError`], so that `?` works in client code.
-    pub fn fail_on_failure(mut self) -> Self {
-        self.fail = true;
         self
     }
 }
@@ -59,7 +50,6 @@ impl<C> Clone for ClassifyLayer<C> {
         Self {
             classifier: Arc::clone(&self.classifier),
             body_limit: self.body_limit,
-            fail: self.fail,
         }
     }
 }
@@ -68,7 +58,6 @@ impl<C> fmt::Debug for ClassifyLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClassifyLayer")
             .field("body_limit", &self.body_limit)
-            .field("fail", &self.fail)
             .finish_non_exhaustive()
     }
 }
@@ -84,8 +73,10 @@ impl<S, C> Layer<S> for ClassifyLayer<C> {
     }
 }
 
-/// Middleware that classifies every response, puts the [`Outcome`] into its extensions, emits
-/// one `tracing` event per failure, and optionally turns failures into errors.
+/// Middleware that classifies every response, puts the [`Outcome`] into its extensions, and
+/// emits one `tracing` event per failure. Failures stay responses, so that a retry policy or a
+/// token replay anywhere in the stack sees them; [`error_for_outcome`](super::error_for_outcome)
+/// turns them into errors where the caller wants `?`.
 ///
 /// See the [module docs](super) for an example.
 pub struct Classify<S, C> {
@@ -183,7 +174,7 @@ pin_project! {
         },
         Reading {
             #[pin]
-            collect: Collect<B>,
+            peek: Peek<B>,
             head: Option<Parts>,
         },
     }
@@ -206,59 +197,48 @@ where
                 StateProj::Calling { future } => {
                     let (head, body) = ready!(future.poll(cx)).map_err(Into::into)?.into_parts();
                     let layer = &*this.layer;
-                    let small = body
-                        .size_hint()
-                        .upper()
-                        .is_some_and(|size| size <= layer.body_limit as u64);
-                    if small && is_json(&head.headers) && layer.classifier.wants_body(&head) {
+                    if worth_peeking(&head, &body, layer.body_limit)
+                        && layer.classifier.wants_body(&head)
+                    {
                         this.state.set(State::Reading {
-                            collect: body.collect(),
+                            peek: Peek::new(body, layer.body_limit),
                             head: Some(head),
                         });
                         continue;
                     }
-                    return Poll::Ready(finish(
-                        this.layer,
-                        head,
-                        ResponseBody::streaming(body),
-                        None,
-                    ));
+                    let body = ResponseBody::streaming(body);
+                    return Poll::Ready(Ok(finish(this.layer, head, body, None)));
                 }
-                StateProj::Reading { collect, head } => {
-                    let collected = ready!(collect.poll(cx)).map_err(Into::into)?;
-                    let trailers = collected.trailers().cloned();
-                    let bytes = collected.to_bytes();
+                StateProj::Reading { peek, head } => {
+                    let peeked = ready!(peek.poll(cx)).map_err(Into::into)?;
                     let head = head
                         .take()
                         .expect("`ResponseFuture` polled after completion");
-                    let body = ResponseBody::buffered(bytes.clone(), trailers);
-                    return Poll::Ready(finish(this.layer, head, body, Some(&bytes)));
+                    let whole = peeked.whole.as_deref();
+                    return Poll::Ready(Ok(finish(this.layer, head, peeked.body, whole)));
                 }
             }
         }
     }
 }
 
-/// Classifies, reports, and hands the response (or the failure) over.
+/// Classifies, reports, and hands the response over.
 fn finish<B, C: Classifier>(
     layer: &ClassifyLayer<C>,
     mut head: Parts,
     body_stream: ResponseBody<B>,
     body: Option<&[u8]>,
-) -> Result<Response<ResponseBody<B>>, BoxError> {
+) -> Response<ResponseBody<B>> {
     let outcome = layer.classifier.classify(&head, body);
     if !outcome.is_success() {
         trace_failure(layer.classifier.provider(), &outcome);
-        if layer.fail {
-            return Err(ClassifiedError::new(outcome).into());
-        }
     }
     head.extensions.insert(outcome);
-    Ok(Response::from_parts(head, body_stream))
+    Response::from_parts(head, body_stream)
 }
 
 /// One event per failure: provider, status and code; never headers or bodies.
-fn trace_failure(provider: &'static str, outcome: &Outcome) {
+pub(crate) fn trace_failure(provider: &'static str, outcome: &Outcome) {
     let status = outcome.status().as_u16();
     let code = outcome.code();
     let kind = outcome.kind();

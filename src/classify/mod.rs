@@ -38,9 +38,9 @@
 //!
 //! - [`Classifier`]: what varies per provider; [`StatusClassifier`], [`EnvelopeClassifier`],
 //!   their composition with [`Classifier::then`], and any closure.
-//! - [`ClassifyLayer`]: reads JSON bodies of a known size under a limit (64 KiB by default),
-//!   hands the caller the identical body, puts the outcome into the response's extensions, and
-//!   optionally fails with a [`ClassifiedError`].
+//! - [`ClassifyLayer`]: reads JSON bodies up to a limit (64 KiB by default), sized or chunked,
+//!   hands the caller the identical body, and puts the outcome into the response's extensions.
+//! - [`error_for_outcome`]: a failure as a [`ClassifiedError`], for `?` after the stack.
 //! - [`RetryPolicy`]: a `tower::retry::Policy` for rate limits and transient failures.
 //!
 //! Presets: [`akool::classifier`](crate::providers::akool::classifier) (body codes) and the
@@ -48,16 +48,16 @@
 //! [`polyteia`](crate::providers::polyteia::classifier) and
 //! [`erathos`](crate::providers::erathos::classifier) ones.
 
-mod body;
 mod classifier;
 mod error;
 mod layer;
 mod outcome;
 mod policy;
 
-pub use self::body::ResponseBody;
+pub(crate) use self::classifier::is_json;
 pub use self::classifier::{Classifier, EnvelopeClassifier, StatusClassifier, Then};
-pub use self::error::ClassifiedError;
+pub use self::error::{ClassifiedError, error_for_outcome};
+pub(crate) use self::layer::trace_failure;
 pub use self::layer::{Classify, ClassifyLayer, DEFAULT_BODY_LIMIT, ResponseFuture};
 pub use self::outcome::{Outcome, OutcomeKind};
 pub use self::policy::RetryPolicy;

@@ -8,8 +8,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::rng::HasherRng;
 
 use super::{Outcome, OutcomeKind};
-use crate::client::ReplayBody;
-use crate::client::replay::try_clone_request;
+use crate::body::try_copy_request;
 
 /// A [`tower::retry::Policy`] that retries rate-limited and transient failures only — HTTP
 /// 429, 408 and 5xx, Akool codes 1005 and 1108 — and never a client error, a forbidden, banned
@@ -117,7 +116,7 @@ fn kind_of(status: StatusCode) -> OutcomeKind {
 
 impl<B, ResBody, E> Policy<Request<B>, Response<ResBody>, E> for RetryPolicy
 where
-    B: ReplayBody,
+    B: 'static,
 {
     type Future = tokio::time::Sleep;
 
@@ -152,6 +151,6 @@ where
     }
 
     fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
-        try_clone_request(request)
+        try_copy_request(request)
     }
 }

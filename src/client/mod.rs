@@ -6,9 +6,7 @@
 //!   [`TokenCredential`](crate::TokenCredential), fetching it once for all concurrent callers.
 
 pub mod auth;
-pub mod replay;
 pub mod token_auth;
 
 pub use self::auth::{Auth, AuthLayer};
-pub use self::replay::ReplayBody;
 pub use self::token_auth::{TokenAuth, TokenAuthLayer};

@@ -31,6 +31,9 @@ pub enum CredentialError {
         /// Byte offset of the first such byte.
         at: usize,
     },
+    /// A token flow was given an empty client id.
+    #[error("the client id is empty")]
+    EmptyClientId,
     /// The header name is not a valid HTTP field name.
     #[error("invalid header name: it must be a non-empty RFC 9110 token")]
     InvalidHeaderName,

@@ -41,6 +41,7 @@ use http::header::{HeaderName, HeaderValue};
 
 pub use self::error::CredentialError;
 pub use self::placement::Placement;
+pub(crate) use self::placement::check_secret;
 pub(crate) use self::rules::{Rules, RulesBuilder};
 pub use self::scope::Origin;
 use self::scope::Scope;

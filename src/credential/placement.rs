@@ -109,7 +109,7 @@ impl Placement {
 }
 
 /// Accepts visible ASCII only (RFC 9110 `VCHAR`), the alphabet of API keys and of `token68`.
-fn check_secret(secret: &[u8]) -> Result<(), CredentialError> {
+pub(crate) fn check_secret(secret: &[u8]) -> Result<(), CredentialError> {
     if secret.is_empty() {
         return Err(CredentialError::EmptySecret);
     }

@@ -95,6 +95,11 @@ impl RulesBuilder {
         self.defaults.push((name, value));
     }
 
+    /// Records a problem found by whoever configures the credential, for `build` to report.
+    pub(crate) fn fail(&mut self, err: CredentialError) {
+        self.error.get_or_insert(err);
+    }
+
     pub(crate) fn default_origin(&mut self, url: &'static str) {
         self.default_origin = Some(url);
     }

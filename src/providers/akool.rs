@@ -87,7 +87,9 @@ impl ClientCredentials {
     /// A [`TokenCredentialBuilder`] fetching through `http` (a hyper-util client, say), for
     /// tuning refresh, timeouts or backoff before [`build`](TokenCredentialBuilder::build).
     /// The token goes in `Authorization: Bearer`, and `x-api-key` is removed so that the two
-    /// never travel together.
+    /// never travel together. A token is taken as rejected on a `401` or on code 1101 in the
+    /// body ([`classifier`]), so [`TokenAuthLayer`](crate::TokenAuthLayer) alone refetches and
+    /// replays. An empty client id or an invalid secret fails at `build`.
     pub fn token_builder<S, B>(self, http: S) -> TokenCredentialBuilder
     where
         S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -102,17 +104,23 @@ impl ClientCredentials {
             "{}/api/open/v3/getToken",
             self.base_url.trim_end_matches('/')
         );
+        let source_body = Arc::new(GetTokenBody {
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+        });
         let source = GetToken {
             token_url,
-            body: Arc::new(GetTokenBody {
-                client_id: self.client_id,
-                client_secret: self.client_secret,
-            }),
+            body: Arc::clone(&source_body),
             http,
         };
-        TokenCredential::builder(source)
+        let builder = TokenCredential::builder(source)
             .strip_header(HeaderName::from_static("x-api-key"))
             .origin(origin)
+            .classifier(classifier());
+        match check_client(&source_body) {
+            Ok(()) => builder,
+            Err(err) => builder.fail(err),
+        }
     }
 
     /// Builds the token credential with the default tuning; nothing is fetched yet.
@@ -139,6 +147,14 @@ struct GetToken<S> {
 struct GetTokenBody {
     client_id: String,
     client_secret: Secret,
+}
+
+/// Refuses, before anything is sent, a client id or secret that Akool could never accept.
+fn check_client(body: &GetTokenBody) -> Result<(), CredentialError> {
+    if body.client_id.trim().is_empty() {
+        return Err(CredentialError::EmptyClientId);
+    }
+    crate::credential::check_secret(body.client_secret.expose().as_bytes())
 }
 
 impl serde::Serialize for GetTokenBody {

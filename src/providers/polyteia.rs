@@ -115,6 +115,9 @@ impl KeyExchange {
         B::Error: Into<BoxError>,
     {
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), self.path);
+        // A personal access key that could never be valid fails at `build`, not at the first
+        // request.
+        let checked = crate::credential::check_secret(self.key.expose().as_bytes());
         let body = ExchangeBody {
             json: ExchangeKey {
                 key: self.key,
@@ -126,9 +129,13 @@ impl KeyExchange {
             body: Arc::new(body),
             http,
         };
-        TokenCredential::builder(source)
+        let builder = TokenCredential::builder(source)
             .default_header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .origin(self.base_url)
+            .origin(self.base_url);
+        match checked {
+            Ok(()) => builder,
+            Err(err) => builder.fail(err),
+        }
     }
 
     /// Builds the token credential with the default tuning; nothing is fetched yet.

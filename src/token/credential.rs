@@ -1,20 +1,19 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::{ArcSwapOption, Cache};
-use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use http::header::{HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tower::util::rng::{HasherRng, Rng};
 
-use super::{Token, TokenError, TokenErrorKind, TokenSource};
-use crate::credential::{Rules, RulesBuilder};
-use crate::{CredentialError, Placement};
+use super::builder::{Config, Rejection};
+use super::{Token, TokenCredentialBuilder, TokenError, TokenErrorKind, TokenSource};
+use crate::CredentialError;
+use crate::credential::Rules;
 
 /// A credential whose secret is fetched: an access token obtained from a [`TokenSource`],
 /// cached, shared by every clone, refreshed ahead of its expiry, and replaced when the API
@@ -44,15 +43,16 @@ pub struct TokenCredential {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    rules: Rules,
-    source: Box<dyn TokenSource>,
-    config: Config,
+pub(super) struct Inner {
+    pub(super) rules: Rules,
+    pub(super) rejection: Rejection,
+    pub(super) source: Box<dyn TokenSource>,
+    pub(super) config: Config,
     /// The token requests use. Written only under `state`'s lock (so a fetch's store and its
     /// flight's end are seen together); read lock-free on every request.
-    current: ArcSwapOption<Current>,
-    state: Mutex<State>,
-    fetches: AtomicU64,
+    pub(super) current: ArcSwapOption<Current>,
+    pub(super) state: Mutex<State>,
+    pub(super) fetches: AtomicU64,
 }
 
 /// A cached token, as requests see it.
@@ -60,7 +60,7 @@ struct Inner {
 pub(crate) struct Current {
     pub(crate) generation: u64,
     pub(crate) value: HeaderValue,
-    expires_at: Option<Instant>,
+    pub(super) expires_at: Option<Instant>,
     /// Fetched because the previous token was rejected: a rejection of this one is rate-limited.
     after_rejection: bool,
 }
@@ -75,41 +75,23 @@ impl Current {
     }
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<Current>, TokenError>>>;
+/// The fetch under way, shared by every request waiting for it.
+pub(crate) type Flight = Shared<BoxFuture<'static, Result<Arc<Current>, TokenError>>>;
 
 #[derive(Default)]
-struct State {
-    generation: u64,
-    flight: Option<Flight>,
-    flight_after_rejection: bool,
-    failures: u32,
+pub(super) struct State {
+    pub(super) generation: u64,
+    pub(super) flight: Option<Flight>,
+    /// Which flight `flight` is: a finished fetch task clears `flight` only if it is its own.
+    pub(super) flight_id: u64,
+    pub(super) flight_after_rejection: bool,
+    /// A token was swapped in while the flight ran: the flight's token must not replace it.
+    pub(super) swapped_in_flight: bool,
+    pub(super) failures: u32,
     /// Backoff after a failed fetch: the next fetch does not start before this.
-    not_before: Option<Instant>,
-    last_rejection_refetch: Option<Instant>,
-    refresh_timer: Option<AbortHandle>,
-}
-
-#[derive(Debug, Clone)]
-struct Config {
-    refresh_margin: Duration,
-    refresh_jitter: Duration,
-    fetch_timeout: Duration,
-    backoff_min: Duration,
-    backoff_max: Duration,
-    rejection_refetch_interval: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            refresh_margin: Duration::from_secs(60),
-            refresh_jitter: Duration::from_secs(15),
-            fetch_timeout: Duration::from_secs(30),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            rejection_refetch_interval: Duration::from_secs(5),
-        }
-    }
+    pub(super) not_before: Option<Instant>,
+    pub(super) last_rejection_refetch: Option<Instant>,
+    pub(super) refresh_timer: Option<AbortHandle>,
 }
 
 /// What a request gets when it asks for a token.
@@ -132,7 +114,7 @@ impl Acquire {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(super) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // Nothing panics while holding the lock; if something did, the state is still consistent
     // field by field, and refusing every later request would be worse.
     state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -142,10 +124,12 @@ impl TokenCredential {
     /// Starts a token credential fetching from `source`, sent as `Authorization: Bearer` unless
     /// [`placement`](TokenCredentialBuilder::placement) says otherwise.
     pub fn builder(source: impl TokenSource) -> TokenCredentialBuilder {
-        TokenCredentialBuilder {
-            rules: RulesBuilder::new(Ok(Placement::bearer())),
-            source: Box::new(source),
-            config: Config::default(),
+        TokenCredentialBuilder::new(Box::new(source))
+    }
+
+    pub(super) fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -168,10 +152,12 @@ impl TokenCredential {
     }
 
     /// Installs a token obtained elsewhere, as if it had just been fetched; returns its
-    /// generation. An invalid token is refused and the cached one stays.
+    /// generation. An invalid token is refused and the cached one stays. A fetch under way
+    /// when it is swapped in does not replace it: its waiters get the swapped token.
     pub fn swap(&self, token: Token) -> Result<u64, CredentialError> {
         let value = self.inner.rules.placement.header_value(&token.secret)?;
         let mut state = lock(&self.inner.state);
+        state.swapped_in_flight = state.flight.is_some();
         let current = self
             .inner
             .install(&mut state, value, token.remaining(), false);
@@ -210,6 +196,11 @@ impl TokenCredential {
 
     pub(crate) fn rules(&self) -> &Rules {
         &self.inner.rules
+    }
+
+    /// How the API says that a token is no good.
+    pub(crate) fn rejection(&self) -> &Rejection {
+        &self.inner.rejection
     }
 
     /// A per-service view of the cached token that skips the shared load while it is unchanged.
@@ -270,8 +261,15 @@ impl Inner {
     fn reject(self: &Arc<Self>, generation: u64) -> Acquire {
         let mut state = lock(&self.state);
         let current = match self.current.load_full() {
-            // Already replaced (or being replaced): use the newer token, or wait for it.
-            Some(current) if current.generation != generation => return Acquire::Ready(current),
+            // Already replaced: use the newer token, unless it is past its expiry too.
+            Some(current) if current.generation != generation => {
+                if !current.expired() {
+                    return Acquire::Ready(current);
+                }
+                self.clear(&mut state);
+                return Acquire::Wait(self.start_flight(&mut state, false));
+            }
+            // Being replaced: wait for it.
             None => return Acquire::Wait(self.start_flight(&mut state, false)),
             Some(current) => current,
         };
@@ -296,82 +294,8 @@ impl Inner {
         Acquire::Wait(self.start_flight(&mut state, true))
     }
 
-    /// Joins the fetch under way, or starts one in a task of its own: the task, not the
-    /// requests waiting on it, owns the fetch, so dropping any of them cancels nothing.
-    fn start_flight(self: &Arc<Self>, state: &mut State, after_rejection: bool) -> Flight {
-        if let Some(flight) = &state.flight {
-            return flight.clone();
-        }
-        let task = tokio::spawn(Arc::clone(self).fetch_and_install());
-        let flight = async move {
-            task.await.unwrap_or_else(|join| {
-                Err(TokenError::new(TokenErrorKind::Aborted, Some(join.into())))
-            })
-        }
-        .boxed()
-        .shared();
-        state.flight = Some(flight.clone());
-        state.flight_after_rejection = after_rejection;
-        flight
-    }
-
-    async fn fetch_and_install(self: Arc<Self>) -> Result<Arc<Current>, TokenError> {
-        let not_before = lock(&self.state).not_before;
-        if let Some(not_before) = not_before {
-            tokio::time::sleep_until(not_before).await;
-        }
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetched = tokio::time::timeout(self.config.fetch_timeout, self.source.fetch()).await;
-        let result = match fetched {
-            Ok(Ok(token)) => match self.rules.placement.header_value(&token.secret) {
-                Ok(value) => Ok((value, token.remaining())),
-                Err(err) => Err(TokenError::new(
-                    TokenErrorKind::InvalidToken,
-                    Some(err.into()),
-                )),
-            },
-            Ok(Err(err)) => Err(TokenError::new(TokenErrorKind::Fetch, Some(err))),
-            Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
-        };
-
-        let mut state = lock(&self.state);
-        state.flight = None;
-        match result {
-            Ok((value, remaining)) => {
-                state.failures = 0;
-                state.not_before = None;
-                let after_rejection = state.flight_after_rejection;
-                let current = self.install(&mut state, value, remaining, after_rejection);
-                tracing::debug!(
-                    generation = current.generation,
-                    expires_in = ?remaining,
-                    "access token fetched"
-                );
-                Ok(current)
-            }
-            Err(err) => {
-                state.failures = state.failures.saturating_add(1);
-                let backoff = self.backoff(state.failures);
-                state.not_before = Some(Instant::now() + backoff);
-                tracing::warn!(error = %err, failures = state.failures, ?backoff, "access token fetch failed");
-                Err(err)
-            }
-        }
-    }
-
-    /// Bounded exponential backoff: `min * 2^(failures - 1)`, at most `max`.
-    fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.config
-            .backoff_min
-            .saturating_mul(factor)
-            .min(self.config.backoff_max)
-    }
-
     /// Makes `value` the cached token, with a new generation, and arms its refresh.
-    fn install(
+    pub(super) fn install(
         self: &Arc<Self>,
         state: &mut State,
         value: HeaderValue,
@@ -401,34 +325,7 @@ impl Inner {
         current
     }
 
-    /// Spawns the task that refreshes `current` ahead of its expiry and, should every refresh
-    /// fail, drops it at its expiry. Without a Tokio runtime (a `swap` from plain code) the
-    /// token is kept until the API rejects it.
-    fn arm_refresh(
-        self: &Arc<Self>,
-        current: &Arc<Current>,
-        now: Instant,
-        lifetime: Duration,
-    ) -> Option<AbortHandle> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let jitter = self
-            .config
-            .refresh_jitter
-            .mul_f64(HasherRng::new().next_f64());
-        let ahead = (self.config.refresh_margin + jitter).min(lifetime / 2);
-        let expires_at = now + lifetime;
-        let weak = Arc::downgrade(self);
-        let generation = current.generation;
-        let task = runtime.spawn(refresh_ahead(
-            weak,
-            generation,
-            expires_at - ahead,
-            expires_at,
-        ));
-        Some(task.abort_handle())
-    }
-
-    fn holds(&self, generation: u64) -> bool {
+    pub(super) fn holds(&self, generation: u64) -> bool {
         self.current
             .load()
             .as_ref()
@@ -436,367 +333,10 @@ impl Inner {
     }
 
     /// Drops the cached token and stops its refresh; the caller holds the state lock.
-    fn clear(&self, state: &mut State) {
+    pub(super) fn clear(&self, state: &mut State) {
         self.current.store(None);
         if let Some(timer) = state.refresh_timer.take() {
             timer.abort();
         }
-    }
-
-    /// Drops the token of `generation` at its expiry, unless another one replaced it.
-    fn expire(&self, generation: u64) {
-        let mut state = lock(&self.state);
-        if self.holds(generation) {
-            self.clear(&mut state);
-            tracing::debug!(
-                generation,
-                "access token expired before a refresh succeeded"
-            );
-        }
-    }
-}
-
-/// The refresh task of one token generation. It holds the cache weakly, so a dropped cache
-/// ends it, and is aborted when another token is installed.
-async fn refresh_ahead(
-    inner: Weak<Inner>,
-    generation: u64,
-    refresh_at: Instant,
-    expires_at: Instant,
-) {
-    let mut at = refresh_at;
-    loop {
-        tokio::time::sleep_until(at).await;
-        let Some(cache) = inner.upgrade() else { return };
-        if !cache.holds(generation) {
-            return;
-        }
-        if Instant::now() >= expires_at {
-            cache.expire(generation);
-            return;
-        }
-        let flight = cache.start_flight(&mut lock(&cache.state), false);
-        let expiry = std::pin::pin!(tokio::time::sleep_until(expires_at));
-        let refreshed = match futures::future::select(flight, expiry).await {
-            futures::future::Either::Left((refreshed, _)) => refreshed,
-            // The refresh outlasts the token: drop it at its expiry, so that requests wait for
-            // this same fetch instead of sending the expired token meanwhile.
-            futures::future::Either::Right(((), _)) => {
-                cache.expire(generation);
-                return;
-            }
-        };
-        if refreshed.is_ok() {
-            return;
-        }
-        // The failed fetch set a backoff; try again after it, or give up at the expiry.
-        let not_before = lock(&cache.state).not_before.unwrap_or_else(Instant::now);
-        at = not_before.min(expires_at);
-    }
-}
-
-/// Builds a [`TokenCredential`]; every problem is reported once, by [`build`](Self::build).
-#[must_use = "call `.build()` to get the token credential"]
-pub struct TokenCredentialBuilder {
-    rules: RulesBuilder,
-    source: Box<dyn TokenSource>,
-    config: Config,
-}
-
-impl TokenCredentialBuilder {
-    /// Where the token goes in a request (default `Authorization: Bearer`).
-    pub fn placement(mut self, placement: Placement) -> Self {
-        self.rules.placement(placement);
-        self
-    }
-
-    /// Sends the token to this origin (may be called for several); see
-    /// [`CredentialBuilder::origin`](crate::CredentialBuilder::origin).
-    pub fn origin(mut self, url: impl AsRef<str>) -> Self {
-        self.rules.origin(url.as_ref());
-        self
-    }
-
-    /// Sends the token with every request, whatever its origin; see
-    /// [`CredentialBuilder::any_origin`](crate::CredentialBuilder::any_origin).
-    pub fn any_origin(mut self) -> Self {
-        self.rules.any_origin();
-        self
-    }
-
-    /// Removes this header from every request the token is attached to.
-    pub fn strip_header(mut self, name: HeaderName) -> Self {
-        self.rules.strip_header(name);
-        self
-    }
-
-    /// Adds this header to requests that do not have it.
-    pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.rules.default_header(name, value);
-        self
-    }
-
-    /// How long before a known expiry the background refresh starts (default 60 s; at most
-    /// half the token's lifetime).
-    pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.config.refresh_margin = margin;
-        self
-    }
-
-    /// A random extra of up to this much is added to the refresh margin (default 15 s), so
-    /// that many processes started together do not refresh together.
-    pub fn refresh_jitter(mut self, jitter: Duration) -> Self {
-        self.config.refresh_jitter = jitter;
-        self
-    }
-
-    /// How long a fetch may take before it fails with [`TokenErrorKind::Timeout`]
-    /// (default 30 s).
-    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.config.fetch_timeout = timeout;
-        self
-    }
-
-    /// After a failed fetch, the next one waits `min`, doubling with each further failure up to
-    /// `max` (default 100 ms to 10 s).
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.config.backoff_min = min;
-        self.config.backoff_max = max.max(min);
-        self
-    }
-
-    /// When a token fetched after a rejection is rejected too, the next rejection-triggered
-    /// refetch waits at least this long since the last one (default 5 s); rejected requests
-    /// fail with [`TokenErrorKind::Rejected`] meanwhile. The first rejection of a token obtained
-    /// any other way always refetches.
-    pub fn rejection_refetch_interval(mut self, interval: Duration) -> Self {
-        self.config.rejection_refetch_interval = interval;
-        self
-    }
-
-    /// Validates the configuration and builds the credential. Nothing is fetched yet.
-    pub fn build(self) -> Result<TokenCredential, CredentialError> {
-        Ok(TokenCredential {
-            inner: Arc::new(Inner {
-                rules: self.rules.build()?,
-                source: self.source,
-                config: self.config,
-                current: ArcSwapOption::empty(),
-                state: Mutex::new(State::default()),
-                fetches: AtomicU64::new(0),
-            }),
-        })
-    }
-}
-
-impl fmt::Debug for TokenCredentialBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCredentialBuilder")
-            .field("rules", &self.rules)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-
-    use tokio::sync::mpsc;
-
-    use super::*;
-
-    /// A source that answers from a script and reports each fetch on a channel.
-    fn scripted(
-        answers: impl IntoIterator<Item = Result<Token, &'static str>>,
-    ) -> (TokenCredentialBuilder, mpsc::UnboundedReceiver<u64>) {
-        let answers = Arc::new(Mutex::new(answers.into_iter().collect::<VecDeque<_>>()));
-        let (fetched, fetches) = mpsc::unbounded_channel();
-        let count = Arc::new(AtomicU64::new(0));
-        let source = move || {
-            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-            let _ = fetched.send(n);
-            let answer = answers
-                .lock()
-                .unwrap()
-                .pop_front()
-                .unwrap_or(Err("script ended"));
-            async move { answer.map_err(BoxError::from) }
-        };
-        let builder = TokenCredential::builder(source)
-            .any_origin()
-            .refresh_jitter(Duration::ZERO)
-            .backoff(Duration::from_secs(1), Duration::from_secs(4));
-        (builder, fetches)
-    }
-
-    type BoxError = tower::BoxError;
-
-    /// The generation a request would use right now without waiting, if any.
-    fn generation(acquire: Acquire) -> Option<u64> {
-        match acquire {
-            Acquire::Ready(current) => Some(current.generation),
-            _ => None,
-        }
-    }
-
-    #[tokio::test]
-    async fn a_rejection_refetches_once_per_generation() {
-        let (builder, _fetches) = scripted((1..=3).map(|n| Ok(Token::new(format!("t{n}")))));
-        let tokens = builder.build().unwrap();
-        assert_eq!(tokens.fetch().await.unwrap(), 1);
-
-        // A thousand requests rejected with generation 1: one refetch; all get generation 2.
-        let rejections = (0..1000).map(|_| tokens.rejected(1));
-        for generation in futures::future::join_all(rejections).await {
-            assert_eq!(generation.unwrap(), 2);
-        }
-        assert_eq!(tokens.fetch_count(), 2);
-        // A late rejection of generation 1 uses generation 2 without fetching.
-        assert_eq!(tokens.rejected(1).await.unwrap(), 2);
-        assert_eq!(tokens.fetch_count(), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn rejections_of_a_token_fetched_after_a_rejection_are_rate_limited() {
-        let (builder, _fetches) = scripted((1..=4).map(|n| Ok(Token::new(format!("t{n}")))));
-        let tokens = builder
-            .rejection_refetch_interval(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        assert_eq!(tokens.fetch().await.unwrap(), 1);
-        // The first rejection of a token obtained normally always refetches.
-        assert_eq!(tokens.rejected(1).await.unwrap(), 2);
-        // Generation 2 was fetched because of a rejection: its rejection within 5 s is refused,
-        // and the token stays (no lazy refetch storm behind the limiter's back).
-        let refused = tokens.rejected(2).await.unwrap_err();
-        assert_eq!(refused.kind(), TokenErrorKind::Rejected);
-        assert_eq!(tokens.generation(), Some(2));
-        assert_eq!(tokens.fetch_count(), 2);
-        // After the interval, one more refetch is allowed.
-        tokio::time::advance(Duration::from_secs(5)).await;
-        assert_eq!(tokens.rejected(2).await.unwrap(), 3);
-        assert_eq!(tokens.fetch_count(), 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failed_fetches_back_off_and_are_never_cached() {
-        let (builder, mut fetches) = scripted([Err("down"), Err("down"), Ok(Token::new("t"))]);
-        let tokens = builder.build().unwrap();
-        let started = Instant::now();
-        assert_eq!(
-            tokens.fetch().await.unwrap_err().kind(),
-            TokenErrorKind::Fetch
-        );
-        assert_eq!(
-            tokens.fetch().await.unwrap_err().kind(),
-            TokenErrorKind::Fetch
-        );
-        assert_eq!(tokens.fetch().await.unwrap(), 1);
-        // Backoff: the second fetch waited 1 s, the third 2 s more.
-        for _ in 0..3 {
-            fetches.recv().await.unwrap();
-        }
-        assert_eq!(started.elapsed(), Duration::from_secs(3));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_token_is_refreshed_ahead_of_expiry_while_requests_keep_using_it() {
-        let lifetime = Duration::from_secs(100);
-        let (builder, mut fetches) =
-            scripted((1..=2).map(|n| Ok(Token::new(format!("t{n}")).expires_in(lifetime))));
-        let tokens = builder
-            .refresh_margin(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let started = Instant::now();
-        assert_eq!(tokens.fetch().await.unwrap(), 1);
-        assert_eq!(fetches.recv().await, Some(1));
-
-        // Time runs (paused, it jumps to the next timer) until the background refresh fetches.
-        assert_eq!(fetches.recv().await, Some(2));
-        assert_eq!(started.elapsed(), Duration::from_secs(90));
-        // The refresh ran in the background: a request right now never waits.
-        let generation = generation(tokens.acquire());
-        assert!(matches!(generation, Some(1 | 2)), "{generation:?}");
-        tokio::task::yield_now().await;
-        assert_eq!(tokens.generation(), Some(2));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_refresh_keeps_the_valid_token_and_retries_until_expiry() {
-        let lifetime = Duration::from_secs(100);
-        let (builder, mut fetches) = scripted([
-            Ok(Token::new("t1").expires_in(lifetime)),
-            Err("down"),
-            Err("down"),
-            Ok(Token::new("t2").expires_in(lifetime)),
-        ]);
-        let tokens = builder
-            .refresh_margin(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let started = Instant::now();
-        tokens.fetch().await.unwrap();
-        fetches.recv().await.unwrap();
-
-        assert_eq!(fetches.recv().await, Some(2)); // refresh at 90 s fails
-        assert_eq!(
-            generation(tokens.acquire()),
-            Some(1),
-            "still valid, still served"
-        );
-        assert_eq!(fetches.recv().await, Some(3)); // retried after 1 s backoff, fails
-        assert_eq!(started.elapsed(), Duration::from_secs(91));
-        assert_eq!(fetches.recv().await, Some(4)); // retried after 2 s, succeeds
-        assert_eq!(started.elapsed(), Duration::from_secs(93));
-        tokio::task::yield_now().await;
-        assert_eq!(tokens.generation(), Some(2));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn past_the_real_expiry_requests_wait_for_a_fetch() {
-        let lifetime = Duration::from_secs(100);
-        let (builder, _fetches) = scripted([
-            Ok(Token::new("t1").expires_in(lifetime)),
-            Err("down"),
-            Err("down"),
-            Err("down"),
-            Err("down"),
-            Ok(Token::new("t2")),
-        ]);
-        let tokens = builder
-            .refresh_margin(Duration::from_secs(10))
-            .backoff(Duration::from_secs(4), Duration::from_secs(4))
-            .build()
-            .unwrap();
-        tokens.fetch().await.unwrap();
-        // Refreshes at 90, 94, 98 s fail; at 100 s the token is dropped.
-        tokio::time::sleep(Duration::from_secs(100)).await;
-        tokio::task::yield_now().await;
-        assert_eq!(tokens.generation(), None);
-        assert!(matches!(tokens.acquire(), Acquire::Wait(_)));
-    }
-
-    #[tokio::test]
-    async fn swap_installs_a_token_from_elsewhere_and_invalid_ones_are_refused() {
-        let (builder, _fetches) = scripted([]);
-        let tokens = builder.build().unwrap();
-        assert_eq!(tokens.swap(Token::new("from-elsewhere")).unwrap(), 1);
-        assert_eq!(
-            tokens.swap(Token::new("bad token")),
-            Err(CredentialError::Whitespace { at: 3 })
-        );
-        assert_eq!(tokens.generation(), Some(1));
-        assert_eq!(tokens.fetch_count(), 0);
-        tokens.invalidate();
-        assert_eq!(tokens.generation(), None);
-    }
-
-    #[tokio::test]
-    async fn a_token_that_cannot_be_a_header_value_is_a_typed_error() {
-        let (builder, _fetches) = scripted([Ok(Token::new("line\nbreak"))]);
-        let err = builder.build().unwrap().fetch().await.unwrap_err();
-        assert_eq!(err.kind(), TokenErrorKind::InvalidToken);
     }
 }

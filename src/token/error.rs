@@ -7,7 +7,8 @@ use tower::BoxError;
 /// error; errors are never cached, so a later request tries again (after a short backoff).
 ///
 /// It carries what failed, never a secret: token sources report codes and messages, not the
-/// credentials they sent.
+/// credentials they sent. `Display` says what failed; the cause (the source's own error) is
+/// its [`source`](std::error::Error::source), so that an error report prints it once.
 #[derive(Clone)]
 pub struct TokenError {
     kind: TokenErrorKind,
@@ -29,13 +30,6 @@ pub enum TokenErrorKind {
     /// The API rejected the token, and another rejection-triggered refetch is not allowed yet:
     /// refetches after rejections are rate-limited so a broken account is not a fetch storm.
     Rejected,
-    /// The API rejected the token again after it was refetched and the request replayed once:
-    /// the credentials themselves are likely wrong. Never retried further.
-    RejectedAfterReplay,
-    /// The API rejected the token, and the request could not be replayed because its body can
-    /// be sent only once (see [`ReplayBody`](crate::client::ReplayBody)). The token was
-    /// refetched for the requests that follow.
-    NotReplayable,
     /// The fetch task ended without an answer (it panicked, or the runtime shut down).
     Aborted,
 }
@@ -66,17 +60,7 @@ impl fmt::Display for TokenError {
                 "the API rejected the access token, and refetching is rate-limited"
             }
             TokenErrorKind::Aborted => "the token fetch ended without an answer",
-            TokenErrorKind::RejectedAfterReplay => {
-                "the API rejected the access token again after a refetch and one replay"
-            }
-            TokenErrorKind::NotReplayable => {
-                "the API rejected the access token, and the request body cannot be replayed"
-            }
-        })?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        })
     }
 }
 

@@ -29,12 +29,19 @@
 //! # }
 //! ```
 
+mod builder;
 mod credential;
 mod error;
+mod flight;
 pub(crate) mod http;
+mod refresh;
 mod source;
+#[cfg(test)]
+mod tests;
 
-pub(crate) use self::credential::{Acquire, Current, CurrentCell};
-pub use self::credential::{TokenCredential, TokenCredentialBuilder};
+pub(crate) use self::builder::Rejection;
+pub use self::builder::TokenCredentialBuilder;
+pub use self::credential::TokenCredential;
+pub(crate) use self::credential::{Acquire, Current, CurrentCell, Flight};
 pub use self::error::{TokenError, TokenErrorKind};
 pub use self::source::{Token, TokenSource};

@@ -1,0 +1,397 @@
+//! The response future of [`TokenAuth`](super::TokenAuth): send, judge the answer, and replay
+//! once with a new token when the API rejected the old one.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::response::Parts;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use http_body_util::combinators::Collect;
+use pin_project_lite::pin_project;
+use tower::{BoxError, Service};
+
+use crate::body::{Peek, ResponseBody, clone_with_body, rebuild, worth_peeking};
+use crate::classify::Outcome;
+use crate::token::{Acquire, Current, Flight, Rejection, TokenCredential, TokenError};
+
+/// A request on the rare paths (waiting for a token or a body, or sent with a replay in
+/// reserve), boxed so that the cached path's future stays small.
+pub(super) struct Pending<S, B> {
+    /// A clone of the inner service, made ready only when there is something to send.
+    inner: S,
+    /// What to send next, once `inner` is ready.
+    request: Option<Request<B>>,
+    /// A copy to replay if the API rejects the token; `None` when the body cannot be copied,
+    /// and once it has been replayed.
+    copy: Option<Request<B>>,
+    tokens: TokenCredential,
+    /// The generation of the token the request went out with.
+    generation: u64,
+    /// Whether answers are judged (replay on); `false` hands every answer back as it is.
+    judge: bool,
+    replayed: bool,
+}
+
+impl<S, B> Pending<S, B> {
+    pub(super) fn new(
+        inner: S,
+        tokens: &TokenCredential,
+        request: Request<B>,
+        copy: Option<Request<B>>,
+        judge: bool,
+    ) -> Box<Self> {
+        Box::new(Self {
+            inner,
+            request: Some(request),
+            copy,
+            tokens: tokens.clone(),
+            generation: 0,
+            judge,
+            replayed: false,
+        })
+    }
+
+    /// A request already sent with the token of `generation`.
+    pub(super) fn sent(
+        inner: S,
+        tokens: &TokenCredential,
+        copy: Option<Request<B>>,
+        generation: u64,
+    ) -> Box<Self> {
+        Box::new(Self {
+            inner,
+            request: None,
+            copy,
+            tokens: tokens.clone(),
+            generation,
+            judge: true,
+            replayed: false,
+        })
+    }
+}
+
+pin_project! {
+    /// Response future of [`TokenAuth`](super::TokenAuth).
+    pub struct ResponseFuture<S, B, ResBody>
+    where
+        S: Service<Request<B>>,
+        B: Body,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    pub(super) enum State<S, B, ResBody>
+    where
+        S: Service<Request<B>>,
+        B: Body,
+    {
+        // Sent. With `pending`, the answer is judged and a rejection replayed once; without,
+        // it is final (replay off, or no token attached).
+        Sent {
+            #[pin]
+            future: S::Future,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // Reading the start of a JSON answer to find a body code (Akool's 1101).
+        Checking {
+            #[pin]
+            peek: Peek<ResBody>,
+            head: Option<Parts>,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // Reading a request body that cannot be copied into memory, so that it can be replayed.
+        Buffering {
+            collect: Pin<Box<Collect<B>>>,
+            head: Option<http::request::Parts>,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // Waiting for the shared fetch of a token (none was cached, or it was rejected).
+        Waiting {
+            flight: Flight,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        // The token is known: waiting for the inner service to be ready. `None`: the request
+        // goes without one (outside the credential's origins).
+        Readying {
+            token: Option<Arc<Current>>,
+            pending: Option<Box<Pending<S, B>>>,
+        },
+        Failed {
+            error: Option<TokenError>,
+        },
+    }
+}
+
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
+
+impl<S, B, ResBody> State<S, B, ResBody>
+where
+    S: Service<Request<B>>,
+    B: Body,
+{
+    pub(super) fn final_answer(future: S::Future) -> Self {
+        State::Sent {
+            future,
+            pending: None,
+        }
+    }
+
+    /// Gets a token for `pending`'s request: ready now, or a fetch to wait for.
+    pub(super) fn acquire(pending: Box<Pending<S, B>>) -> Self {
+        match pending.tokens.acquire() {
+            Acquire::Ready(token) => State::Readying {
+                token: Some(token),
+                pending: Some(pending),
+            },
+            Acquire::Wait(flight) => State::Waiting {
+                flight,
+                pending: Some(pending),
+            },
+            Acquire::Refused(error) => State::Failed { error: Some(error) },
+        }
+    }
+
+    /// Reads `request`'s body into memory before anything else, so that it can be sent twice.
+    pub(super) fn buffering(inner: S, tokens: &TokenCredential, request: Request<B>) -> Self {
+        let (head, body) = request.into_parts();
+        State::Buffering {
+            collect: Box::pin(body.collect()),
+            head: Some(head),
+            pending: Some(Box::new(Pending {
+                inner,
+                request: None,
+                copy: None,
+                tokens: tokens.clone(),
+                generation: 0,
+                judge: true,
+                replayed: false,
+            })),
+        }
+    }
+}
+
+impl<S, B, ResBody> ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<B>>,
+    B: Body,
+{
+    pub(super) fn new(state: State<S, B, ResBody>) -> Self {
+        Self { state }
+    }
+}
+
+/// What a judged answer leads to.
+enum Verdict<S, B, ResBody>
+where
+    S: Service<Request<B>>,
+    B: Body,
+{
+    Answer(Response<ResponseBody<ResBody>>),
+    Next(State<S, B, ResBody>),
+}
+
+/// Judges an answer: hands it back, or replays the request with a new token. The response
+/// carries the credential classifier's [`Outcome`] (unless an inner layer put one there), so a
+/// caller handed a final rejection reads the provider's status, code and message, and its body.
+fn judge<S, B, ResBody>(
+    mut head: Parts,
+    whole: Option<&[u8]>,
+    body: ResponseBody<ResBody>,
+    mut pending: Box<Pending<S, B>>,
+) -> Verdict<S, B, ResBody>
+where
+    S: Service<Request<B>>,
+    B: Body,
+{
+    let tokens = &pending.tokens;
+    let verdict = tokens.rejection().classify(&head, whole);
+    let rejected = match (&verdict, head.extensions.get::<Outcome>()) {
+        (_, Some(inner)) if inner.refetch_warranted() => true,
+        (Some(outcome), _) => outcome.refetch_warranted(),
+        (None, _) => head.status == StatusCode::UNAUTHORIZED,
+    };
+    if let Some(outcome) = verdict.filter(|_| head.extensions.get::<Outcome>().is_none()) {
+        head.extensions.insert(outcome);
+    }
+    let response = Response::from_parts(head, body);
+    if !rejected {
+        return Verdict::Answer(response);
+    }
+    let generation = pending.generation;
+    if pending.replayed {
+        tracing::warn!(
+            generation,
+            "the replayed request was rejected too; handing back the API's answer"
+        );
+        return Verdict::Answer(response);
+    }
+    let Some(copy) = pending.copy.take() else {
+        // Not replayable: the requests after this one get a new token (the refetch runs in a
+        // task of its own), and this one gets the API's answer.
+        tracing::debug!(
+            generation,
+            "token rejected; the request body cannot be sent again, so it is not replayed"
+        );
+        drop(tokens.reject(generation));
+        return Verdict::Answer(response);
+    };
+    tracing::debug!(
+        generation,
+        "token rejected; replaying the request once with a new token"
+    );
+    match tokens.reject(generation) {
+        Acquire::Ready(token) => {
+            pending.request = Some(copy);
+            pending.replayed = true;
+            Verdict::Next(State::Readying {
+                token: Some(token),
+                pending: Some(pending),
+            })
+        }
+        Acquire::Wait(flight) => {
+            pending.request = Some(copy);
+            pending.replayed = true;
+            Verdict::Next(State::Waiting {
+                flight,
+                pending: Some(pending),
+            })
+        }
+        Acquire::Refused(error) => {
+            // Refetching is rate-limited (a freshly fetched token was rejected again): the
+            // API's answer is the most useful thing to hand back.
+            tracing::warn!(generation, error = %error, "token rejected; not replayed");
+            Verdict::Answer(response)
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            let next = match this.state.as_mut().project() {
+                StateProj::Sent { future, pending } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    let (head, body) = response.into_parts();
+                    let Some(pending) = pending.take().filter(|pending| pending.judge) else {
+                        let body = ResponseBody::streaming(body);
+                        return Poll::Ready(Ok(Response::from_parts(head, body)));
+                    };
+                    let limit = Rejection::BODY_LIMIT;
+                    if pending.tokens.rejection().wants_body(&head)
+                        && worth_peeking(&head, &body, limit)
+                    {
+                        State::Checking {
+                            peek: Peek::new(body, limit),
+                            head: Some(head),
+                            pending: Some(pending),
+                        }
+                    } else {
+                        match judge(head, None, ResponseBody::streaming(body), pending) {
+                            Verdict::Answer(response) => return Poll::Ready(Ok(response)),
+                            Verdict::Next(state) => state,
+                        }
+                    }
+                }
+                StateProj::Checking {
+                    peek,
+                    head,
+                    pending,
+                } => {
+                    let peeked = ready!(peek.poll(cx)).map_err(Into::into)?;
+                    let head = head.take().expect(POLLED_AFTER_COMPLETION);
+                    let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    match judge(head, peeked.whole.as_deref(), peeked.body, pending) {
+                        Verdict::Answer(response) => return Poll::Ready(Ok(response)),
+                        Verdict::Next(state) => state,
+                    }
+                }
+                StateProj::Buffering {
+                    collect,
+                    head,
+                    pending,
+                } => {
+                    let collected = ready!(collect.as_mut().poll(cx)).map_err(Into::into)?;
+                    let trailers = collected.trailers().cloned();
+                    let bytes = collected.to_bytes();
+                    let head = head.take().expect(POLLED_AFTER_COMPLETION);
+                    let mut pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    // `rebuildable` said this type can be rebuilt; should it not, the request
+                    // is refused rather than sent without its body.
+                    let (Some(body), Some(copy)) = (
+                        rebuild::<B>(bytes.clone(), trailers.clone()),
+                        rebuild::<B>(bytes, trailers),
+                    ) else {
+                        return Poll::Ready(Err("the request body could not be rebuilt".into()));
+                    };
+                    let request = Request::from_parts(head, body);
+                    pending.copy = Some(clone_with_body(&request, copy));
+                    pending.request = Some(request);
+                    State::acquire(pending)
+                }
+                StateProj::Waiting { flight, pending } => {
+                    let token = ready!(Pin::new(flight).poll(cx))?;
+                    State::Readying {
+                        token: Some(token),
+                        pending: pending.take(),
+                    }
+                }
+                StateProj::Readying { token, pending } => {
+                    let ready = pending.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    ready!(ready.inner.poll_ready(cx)).map_err(Into::into)?;
+                    let mut pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    let mut request = pending.request.take().expect(POLLED_AFTER_COMPLETION);
+                    match token.take() {
+                        Some(token) => {
+                            let rules = pending.tokens.rules();
+                            rules.apply(token.value.clone(), request.headers_mut());
+                            pending.generation = token.generation;
+                            let future = pending.inner.call(request);
+                            // The same service instance serves the replay: it is made ready
+                            // again first, as tower's contract asks.
+                            State::Sent {
+                                future,
+                                pending: Some(pending),
+                            }
+                        }
+                        None => State::final_answer(pending.inner.call(request)),
+                    }
+                }
+                StateProj::Failed { error } => {
+                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                    return Poll::Ready(Err(error.into()));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+impl<S, B, ResBody> fmt::Debug for ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<B>>,
+    B: Body,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

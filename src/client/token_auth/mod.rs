@@ -1,0 +1,378 @@
+//! Attach a fetched access token to outgoing requests, and replay a request once when the API
+//! rejects the token.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_api_auth::client::TokenAuthLayer;
+//! use tower_api_auth::token::{Token, TokenCredential};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! let fetches = Arc::new(AtomicUsize::new(0));
+//! let counter = Arc::clone(&fetches);
+//! let tokens = TokenCredential::builder(move || {
+//!     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+//!     async move { Ok::<_, std::io::Error>(Token::new(format!("token-{n}"))) }
+//! })
+//! .origin("https://api.example.com")
+//! .build()?;
+//!
+//! // Any `Service<Request<B>>`: a hyper-util client in real code. This API has revoked
+//! // `token-1`.
+//! let api = tower::service_fn(|request: Request<Full<Bytes>>| async move {
+//!     let status = match request.headers()["authorization"].to_str()? {
+//!         "Bearer token-1" => StatusCode::UNAUTHORIZED,
+//!         _ => StatusCode::OK,
+//!     };
+//!     Ok::<_, tower::BoxError>(Response::builder().status(status).body(String::new())?)
+//! });
+//! let mut client = ServiceBuilder::new()
+//!     .layer(TokenAuthLayer::new(tokens.clone()))
+//!     .service(api);
+//!
+//! // Fetched on first use; rejected; refetched once and replayed once.
+//! let request = Request::post("https://api.example.com/v1/things").body(Full::from("{}"))?;
+//! let response = client.ready().await?.call(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(tokens.generation(), Some(2));
+//! assert_eq!(fetches.load(Ordering::SeqCst), 2);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use arc_swap::Cache;
+use http::{Request, Response};
+use http_body::Body;
+use tower::{BoxError, Layer, Service};
+
+pub use self::future::ResponseFuture;
+use self::future::{Pending, State};
+use crate::body::{ResponseBody, can_rebuild, try_copy_request};
+use crate::token::{Acquire, Current, CurrentCell, Flight, TokenCredential, TokenError};
+
+mod future;
+
+/// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
+/// requests.
+///
+/// See the [module docs](self) for an example.
+#[derive(Clone)]
+pub struct TokenAuthLayer {
+    tokens: TokenCredential,
+    /// `None`: no replay. `Some(limit)`: replay, buffering bodies up to `limit` bytes to do so.
+    replay: Option<usize>,
+}
+
+/// By default, bodies that cannot be copied are read into memory up to this size to be
+/// replayable.
+const DEFAULT_REPLAY_BUFFER_LIMIT: usize = 64 * 1024;
+
+impl TokenAuthLayer {
+    /// Attaches the tokens of `tokens` to every request bound for one of its origins; a request
+    /// whose token the API rejects reports it and is replayed once with a new one. A rejection
+    /// is a `401`, or what the credential's
+    /// [`classifier`](crate::token::TokenCredentialBuilder::classifier) calls one (Akool's code
+    /// 1101 in an HTTP 200): this layer reads it from the response itself, so where a
+    /// [`ClassifyLayer`](crate::classify::ClassifyLayer) sits, if anywhere, changes nothing.
+    pub fn new(tokens: TokenCredential) -> Self {
+        Self {
+            tokens,
+            replay: Some(DEFAULT_REPLAY_BUFFER_LIMIT),
+        }
+    }
+
+    /// Attaches tokens only: no request is copied for a replay, no response is looked at, and
+    /// a rejection is the caller's to handle (see [`TokenCredential::rejected`]). The cheapest
+    /// setting, for tokens whose expiry is known and refreshed ahead.
+    pub fn without_replay(mut self) -> Self {
+        self.replay = None;
+        self
+    }
+
+    /// A request body that cannot be copied but can be rebuilt from bytes (`BoxBody`,
+    /// `UnsyncBoxBody`, `axum::body::Body`, `tonic::body::Body`) is read into memory before it is
+    /// sent, when its size is known and at most `limit` bytes (default 64 KiB), so that it can
+    /// be replayed. A larger or unsized one, or a body of any other type (`hyper::body::Incoming`
+    /// in a proxy, say), is sent once as it streams, and a rejection of its token is reported
+    /// (the next requests get a new token) and handed back as the API's response. `0` buffers
+    /// nothing. Setting a limit turns replay on, undoing an earlier
+    /// [`without_replay`](Self::without_replay).
+    pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
+        self.replay = Some(limit);
+        self
+    }
+}
+
+impl<S> Layer<S> for TokenAuthLayer {
+    type Service = TokenAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TokenAuth {
+            current: self.tokens.cached(),
+            inner,
+            tokens: self.tokens.clone(),
+            replay: self.replay,
+            wait: Wait::Nothing,
+        }
+    }
+}
+
+impl fmt::Debug for TokenAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuthLayer")
+            .field("tokens", &self.tokens)
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+/// Middleware that attaches the cached access token to every request bound for one of the
+/// credential's origins, fetching one first when none is cached, and replays a request once
+/// when the API rejects its token.
+///
+/// - **Waiting for a token is readiness.** `poll_ready` drives the shared fetch until a token is
+///   cached, and only then makes the inner service ready: no request holds capacity of a
+///   `Buffer` or a `ConcurrencyLimit` while it waits, so a `Buffer` shared with the token source
+///   cannot deadlock. A failed fetch is not a `poll_ready` error (a `Buffer` would take it as
+///   fatal): it comes back from the next call's future.
+/// - With a token cached, a request costs a cached pointer check, a header insert, a clock read
+///   when the token's expiry is known (a token past it is never sent) and, with replay on, a
+///   copy of the request for the replay.
+/// - On a rejection (a `401`, or the credential's
+///   [`classifier`](crate::token::TokenCredentialBuilder::classifier) verdict, read here from
+///   the response), the token's generation is reported to the [`TokenCredential`] (one refetch
+///   for all the requests rejected with that generation), and the request is replayed once
+///   with the new token. A second rejection is handed back as the API's response, never a
+///   loop; so is the rejection of a request whose body cannot be copied.
+///
+/// Errors are the inner service's, boxed, or a [`TokenError`] when no token could be had. See
+/// the [module docs](self) for an example.
+pub struct TokenAuth<S> {
+    inner: S,
+    tokens: TokenCredential,
+    current: Cache<CurrentCell, Option<Arc<Current>>>,
+    replay: Option<usize>,
+    wait: Wait,
+}
+
+/// What `poll_ready` found about the token.
+enum Wait {
+    /// Nothing pending: a token was cached when the service was last made ready.
+    Nothing,
+    /// Waiting for the shared fetch.
+    Fetch(Flight),
+    /// The fetch failed: the next call answers with this error, without the inner service.
+    Failed(TokenError),
+}
+
+impl<S: Clone> Clone for TokenAuth<S> {
+    fn clone(&self) -> Self {
+        // A clone is not ready, as in every tower service: it waits for its own token.
+        Self {
+            inner: self.inner.clone(),
+            tokens: self.tokens.clone(),
+            current: self.current.clone(),
+            replay: self.replay,
+            wait: Wait::Nothing,
+        }
+    }
+}
+
+impl<S> TokenAuth<S> {
+    /// Wraps `inner`, attaching the tokens of `tokens` to its requests (replay on).
+    pub fn new(inner: S, tokens: TokenCredential) -> Self {
+        TokenAuthLayer::new(tokens).layer(inner)
+    }
+
+    /// Returns a new [`Layer`] that wraps services with a [`TokenAuth`] middleware.
+    pub fn layer(tokens: TokenCredential) -> TokenAuthLayer {
+        TokenAuthLayer::new(tokens)
+    }
+
+    /// Gets a reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Whether the cached token may be sent now.
+    #[inline]
+    fn usable(&mut self) -> Option<&Arc<Current>> {
+        self.current
+            .load()
+            .as_ref()
+            .filter(|current| !current.expired())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for TokenAuth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuth")
+            .field("inner", &self.inner)
+            .field("tokens", &self.tokens)
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for TokenAuth<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // First a token, then the inner service: capacity is taken only once it can be used.
+        loop {
+            match &mut self.wait {
+                Wait::Failed(_) => return Poll::Ready(Ok(())),
+                Wait::Fetch(flight) => match ready!(Pin::new(flight).poll(cx)) {
+                    // Fetched: look at the cache again (the token may be gone already).
+                    Ok(_) => self.wait = Wait::Nothing,
+                    Err(err) => {
+                        self.wait = Wait::Failed(err);
+                        return Poll::Ready(Ok(()));
+                    }
+                },
+                Wait::Nothing => {
+                    if self.usable().is_some() {
+                        break;
+                    }
+                    self.wait = match self.tokens.acquire() {
+                        Acquire::Ready(_) => break,
+                        Acquire::Wait(flight) => Wait::Fetch(flight),
+                        Acquire::Refused(err) => Wait::Failed(err),
+                    };
+                }
+            }
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let failed = match std::mem::replace(&mut self.wait, Wait::Nothing) {
+            Wait::Failed(err) => Some(err),
+            _ => None,
+        };
+        if !self.tokens.rules().permits(request.uri()) {
+            if failed.is_some() {
+                // The inner service was not made ready for the failed token; this request
+                // needs no token, so it is sent once a clone is ready.
+                let pending = Pending::new(self.release(), &self.tokens, request, None, false);
+                return ResponseFuture::new(State::Readying {
+                    token: None,
+                    pending: Some(pending),
+                });
+            }
+            return ResponseFuture::new(State::final_answer(self.inner.call(request)));
+        }
+        if let Some(err) = failed {
+            return ResponseFuture::new(State::Failed { error: Some(err) });
+        }
+        let Some(limit) = self.replay else {
+            let Some(current) = self.usable() else {
+                return self.prepare(request, None);
+            };
+            let value = current.value.clone();
+            self.tokens.rules().apply(value, request.headers_mut());
+            return ResponseFuture::new(State::final_answer(self.inner.call(request)));
+        };
+        let Some(current) = self.usable() else {
+            return self.prepare(request, Some(limit));
+        };
+        let (value, generation) = (current.value.clone(), current.generation);
+        let copy = match try_copy_request(&request) {
+            Some(copy) => Some(copy),
+            None if rebuildable(&request, limit) => return self.prepare(request, Some(limit)),
+            // Sent once; a rejection is reported and handed back.
+            None => None,
+        };
+        self.tokens.rules().apply(value, request.headers_mut());
+        let pending = Pending::sent(self.inner.clone(), &self.tokens, copy, generation);
+        ResponseFuture::new(State::Sent {
+            future: self.inner.call(request),
+            pending: Some(pending),
+        })
+    }
+}
+
+/// Whether a body that cannot be copied should be read into memory to be replayable.
+fn rebuildable<B: Body + 'static>(request: &Request<B>, limit: usize) -> bool {
+    can_rebuild::<B>()
+        && request
+            .body()
+            .size_hint()
+            .upper()
+            .is_some_and(|size| size <= limit as u64)
+}
+
+impl<S: Clone> TokenAuth<S> {
+    /// Gives up the readiness of the inner service and returns an unready clone: what a
+    /// request that must wait (for a token, for its body) holds, so that nothing reserved in
+    /// `poll_ready` (a `Buffer` slot, a `ConcurrencyLimit` permit) is held while it waits.
+    fn release(&mut self) -> S {
+        let unready = self.inner.clone();
+        drop(std::mem::replace(&mut self.inner, unready.clone()));
+        unready
+    }
+
+    /// The rare path, kept out of line so the cached path stays small: the request must wait
+    /// for its body to be read into memory, or for a token (none is cached: the caller skipped
+    /// `poll_ready`, or the token was dropped since).
+    #[cold]
+    #[inline(never)]
+    fn prepare<B, ResBody>(
+        &mut self,
+        request: Request<B>,
+        replay: Option<usize>,
+    ) -> ResponseFuture<S, B, ResBody>
+    where
+        S: Service<Request<B>>,
+        B: Body + 'static,
+        ResBody: Body,
+    {
+        let inner = self.release();
+        let tokens = &self.tokens;
+        let Some(limit) = replay else {
+            let pending = Pending::new(inner, tokens, request, None, false);
+            return ResponseFuture::new(State::acquire(pending));
+        };
+        if let Some(copy) = try_copy_request(&request) {
+            let pending = Pending::new(inner, tokens, request, Some(copy), true);
+            return ResponseFuture::new(State::acquire(pending));
+        }
+        if rebuildable(&request, limit) {
+            return ResponseFuture::new(State::buffering(inner, tokens, request));
+        }
+        let pending = Pending::new(inner, tokens, request, None, true);
+        ResponseFuture::new(State::acquire(pending))
+    }
+}
