@@ -168,8 +168,8 @@ impl TokenCredentialBuilder {
         self
     }
 
-    /// How long a fetch may take before it fails with [`TokenErrorKind::Timeout`]
-    /// (default 30 s).
+    /// How long a fetch may take before it fails with
+    /// [`TokenErrorKind::Timeout`](super::TokenErrorKind::Timeout) (default 30 s).
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.config.fetch_timeout = timeout;
         self
@@ -184,9 +184,11 @@ impl TokenCredentialBuilder {
     }
 
     /// When a token fetched after a rejection is rejected too, the next rejection-triggered
-    /// refetch waits at least this long since the last one (default 5 s); rejected requests
-    /// fail with [`TokenErrorKind::Rejected`] meanwhile. The first rejection of a token obtained
-    /// any other way always refetches.
+    /// refetch waits at least this long since the last one (default 5 s); meanwhile
+    /// [`TokenCredential::rejected`] fails with
+    /// [`TokenErrorKind::Rejected`](super::TokenErrorKind::Rejected), and
+    /// [`TokenAuth`](crate::TokenAuth) hands back the API's answer unreplayed. The first
+    /// rejection of a token obtained any other way always refetches.
     pub fn rejection_refetch_interval(mut self, interval: Duration) -> Self {
         self.config.rejection_refetch_interval = interval;
         self
