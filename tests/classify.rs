@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -17,7 +19,7 @@ use tower_api_auth::classify::{
 };
 use tower_api_auth::providers::{akool, erathos};
 
-use support::{CannedServer, CapturedLogs, client, get};
+use support::{CannedServer, CapturedLogs, client, get, post_json};
 
 /// Fetches `path` through the classify layer and, for comparison, without it.
 async fn classify(
@@ -226,6 +228,79 @@ async fn the_retry_policy_never_retries_permanent_failures() {
             .clone();
         assert!(!outcome.retry_warranted(), "{code}");
     }
+}
+
+/// Akool's create endpoints spend credits: a `POST` sent twice is paid twice.
+#[tokio::test]
+async fn a_post_is_retried_only_where_the_api_provably_did_not_process_it() {
+    let server = CannedServer::start().await;
+    let api = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy()))
+        .layer(ClassifyLayer::new(akool::classifier()))
+        .service(client());
+    let post = |path: &str| post_json(server.url(path), "{}");
+
+    // May have been processed: handed back after one attempt.
+    for code in [500, 502, 504, 408] {
+        let response = api.clone().oneshot(post(&format!("/flaky/{code}/1"))).await;
+        assert_eq!(response.unwrap().status().as_u16(), code);
+        assert_eq!(server.hits(code, 1), 1, "POST after {code} is not retried");
+    }
+    // Provably not processed: a rate limit, a 503 with Retry-After.
+    let response = api.clone().oneshot(post("/flaky/429/2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.hits(429, 2), 3);
+    let response = api
+        .clone()
+        .oneshot(post("/flaky/503/2?retry_after=0"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.hits(503, 2), 3);
+    // A 503 without Retry-After may have been processed too.
+    let response = api.clone().oneshot(post("/flaky/503/3")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(server.hits(503, 3), 1);
+
+    // The same failures on a GET are retried.
+    let response = api.clone().oneshot(get(server.url("/flaky/500/2"))).await;
+    assert_eq!(response.unwrap().status(), StatusCode::OK);
+    assert_eq!(server.hits(500, 2), 3);
+
+    // Opted in (the API deduplicates): a POST is retried like a GET.
+    let dedup = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy().retry_non_idempotent()))
+        .layer(ClassifyLayer::new(akool::classifier()))
+        .service(client());
+    let response = dedup.oneshot(post("/flaky/502/2")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.hits(502, 2), 3);
+}
+
+#[tokio::test]
+async fn a_post_is_retried_when_the_connection_was_refused_before_sending() {
+    // A port that was just free: nothing listens there.
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&attempts);
+    let api = ServiceBuilder::new()
+        .layer(RetryLayer::new(policy()))
+        .layer(ClassifyLayer::new(StatusClassifier::new()))
+        .map_request(move |request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            request
+        })
+        .service(client());
+    let err = api
+        .oneshot(post_json(format!("http://{refused}/v1/jobs"), "{}"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Connect"), "{err}");
+    // Nothing was sent, so it was safe to try again: the first attempt and 3 retries.
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]

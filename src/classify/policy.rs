@@ -1,7 +1,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use std::any::Any;
+
+use http::{Method, Request, Response, StatusCode};
+use tower::BoxError;
 use tower::retry::Policy;
 use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget, TpsBudget};
@@ -13,6 +16,15 @@ use crate::body::try_copy_request;
 /// A [`tower::retry::Policy`] that retries rate-limited and transient failures only — HTTP
 /// 429, 408 and 5xx, Akool codes 1005 and 1108 — and never a client error, a forbidden, banned
 /// or missing credential (400, 401, 403, 404, 422, Akool 1003/1009/1101/1102/1200).
+///
+/// **It never pays twice.** A request whose method is not idempotent (RFC 9110: anything but
+/// GET, HEAD, OPTIONS, TRACE, PUT and DELETE — a `POST` that creates an Akool job and spends
+/// credits) is retried only where the API provably did not process it: a rate limit (429, Akool
+/// 1005), a `503` with `Retry-After`, or a connection refused before anything was sent. A
+/// transient failure of such a request (a `500`, a `502`) is handed back, unless
+/// [`retry_non_idempotent`](Self::retry_non_idempotent) says the API deduplicates (an
+/// idempotency key). Other transport errors are never retried: whether the request arrived is
+/// unknown.
 ///
 /// It reads the [`Outcome`] that [`ClassifyLayer`](super::ClassifyLayer) put into the
 /// response (so place the retry layer *outside* the classify layer), or the status alone when
@@ -42,6 +54,7 @@ pub struct RetryPolicy {
     backoff: ExponentialBackoff,
     max_retries: u32,
     max_retry_after: Duration,
+    non_idempotent: bool,
     attempts: u32,
 }
 
@@ -60,6 +73,7 @@ impl RetryPolicy {
             backoff: backoff(Duration::from_millis(100), Duration::from_secs(10)),
             max_retries: 3,
             max_retry_after: Duration::from_secs(60),
+            non_idempotent: false,
             attempts: 0,
         }
     }
@@ -80,6 +94,13 @@ impl RetryPolicy {
     /// A `Retry-After` longer than this is not waited for: the failure is returned instead.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
         self.max_retry_after = cap;
+        self
+    }
+
+    /// Retries requests of any method on transient failures, as if they were idempotent: only
+    /// for APIs that deduplicate them (an idempotency key the caller sets).
+    pub fn retry_non_idempotent(mut self) -> Self {
+        self.non_idempotent = true;
         self
     }
 
@@ -114,21 +135,71 @@ fn kind_of(status: StatusCode) -> OutcomeKind {
     }
 }
 
+/// RFC 9110 §9.2.2: sending these twice has the effect of sending them once.
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Whether the API provably did not act on the request: it asked to be called later (429, or
+/// 503 with `Retry-After`).
+fn not_processed(outcome: &Outcome) -> bool {
+    outcome.kind() == OutcomeKind::RateLimited
+        || (outcome.status() == StatusCode::SERVICE_UNAVAILABLE && outcome.retry_after().is_some())
+}
+
+/// Whether a transport error is a connection refused, before any byte of the request was sent.
+/// The crate's layers box their errors, so a boxed error's causes are searched.
+fn refused_before_sending<E: 'static>(err: &E) -> bool {
+    let Some(err) = (err as &dyn Any).downcast_ref::<BoxError>() else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&**err);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = err.source();
+    }
+    false
+}
+
 impl<B, ResBody, E> Policy<Request<B>, Response<ResBody>, E> for RetryPolicy
 where
     B: 'static,
+    E: 'static,
 {
     type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
-        _request: &mut Request<B>,
+        request: &mut Request<B>,
         result: &mut Result<Response<ResBody>, E>,
     ) -> Option<Self::Future> {
-        // Transport errors are not retried: whether the request reached the API is unknown.
-        let outcome = Self::outcome(result.as_ref().ok()?);
+        let outcome = match result {
+            Ok(response) => Self::outcome(response),
+            Err(err) if refused_before_sending(err) => {
+                Outcome::new(OutcomeKind::Transient, StatusCode::SERVICE_UNAVAILABLE)
+            }
+            // Other transport errors are not retried: whether the request reached the API is
+            // unknown.
+            Err(_) => return None,
+        };
         if !outcome.retry_warranted() {
             self.budget.deposit();
+            return None;
+        }
+        let refused = result.is_err();
+        if !(self.non_idempotent || idempotent(request.method()) || refused)
+            && !not_processed(&outcome)
+        {
+            tracing::debug!(
+                method = %request.method(),
+                status = outcome.status().as_u16(),
+                "not retried: the request is not idempotent and may have been processed"
+            );
             return None;
         }
         if self.attempts >= self.max_retries {

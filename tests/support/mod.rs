@@ -139,10 +139,12 @@ impl CannedServer {
             let body = format!(r#"{{"code":{code},"msg":"message for {code}","data":null}}"#);
             ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        /// Fails `n` times (status `code`, `Retry-After: 0` for 429) and then succeeds.
+        /// Fails `n` times (status `code`, `Retry-After: 0` for 429 and when `?retry_after` is
+        /// given) and then succeeds; any method.
         async fn flaky(
             State(hits): State<Hits>,
             Path((code, n)): Path<(u16, usize)>,
+            Query(query): Query<std::collections::HashMap<String, String>>,
         ) -> AxumResponse {
             let key = format!("{code}/{n}");
             let hit = {
@@ -153,7 +155,7 @@ impl CannedServer {
             };
             if hit <= n {
                 let mut response = http::StatusCode::from_u16(code).unwrap().into_response();
-                if code == 429 {
+                if code == 429 || query.contains_key("retry_after") {
                     response
                         .headers_mut()
                         .insert(http::header::RETRY_AFTER, "0".parse().unwrap());
@@ -172,7 +174,7 @@ impl CannedServer {
         let router = axum::Router::new()
             .route("/status/{code}", get(status))
             .route("/akool/{code}", get(akool))
-            .route("/flaky/{code}/{n}", get(flaky))
+            .route("/flaky/{code}/{n}", get(flaky).post(flaky))
             .route("/malformed", get(|| async { (json(), r#"{"code": 11"#) }))
             .route(
                 "/nocode",
