@@ -146,6 +146,11 @@ impl TokenCredential {
         Some(expires_at.saturating_duration_since(Instant::now()))
     }
 
+    /// Where the token goes in a request.
+    pub fn placement(&self) -> &crate::Placement {
+        &self.inner.rules.placement
+    }
+
     /// How many fetches have started so far, failed ones included.
     pub fn fetch_count(&self) -> u64 {
         self.inner.fetches.load(Ordering::Relaxed)
