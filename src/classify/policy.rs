@@ -191,10 +191,11 @@ where
             self.budget.deposit();
             return None;
         }
-        let refused = result.is_err();
-        if !(self.non_idempotent || idempotent(request.method()) || refused)
-            && !not_processed(&outcome)
-        {
+        let safe = self.non_idempotent
+            || idempotent(request.method())
+            || result.is_err() // refused before sending
+            || not_processed(&outcome);
+        if !safe {
             tracing::debug!(
                 method = %request.method(),
                 status = outcome.status().as_u16(),

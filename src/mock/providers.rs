@@ -102,9 +102,21 @@ fn validation(
                     "Authentication credentials were not provided or are invalid.",
                 ),
             })),
+        // Akool answers 1200 for a banned account; the stand-in keeps banned keys as revoked
+        // records, and says so (the crate's own Akool refusals never tell revoked from unknown).
         Provider::Akool => ValidateCredentialLayer::new(x_api_key(), keys)
             .accept(Placement::bearer())
-            .reject_with(RejectionResponse::akool()),
+            .reject_with(RejectionResponse::custom(|rejection| {
+                let (code, msg) = match rejection {
+                    Rejection::Revoked => (1200, "The account has been banned"),
+                    _ => (rejection.akool_code(), "Invalid or missing authorization"),
+                };
+                let mut response = refusal(rejection, "msg", msg);
+                *response.status_mut() = http::StatusCode::OK;
+                *response.body_mut() =
+                    Full::new(Bytes::from(json!({ "code": code, "msg": msg }).to_string()));
+                response
+            })),
     }
 }
 

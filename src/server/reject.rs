@@ -82,8 +82,9 @@ impl Rejection {
     pub fn akool_code(self) -> i64 {
         match self {
             Self::Missing => 1102,
-            Self::Malformed | Self::Unknown | Self::Expired => 1101,
-            Self::Revoked => 1200,
+            // A revoked key gets the same code as one that never existed: a key-guesser must
+            // not learn which keys were ever issued.
+            Self::Malformed | Self::Unknown | Self::Expired | Self::Revoked => 1101,
             Self::Forbidden => 1009,
             Self::Unavailable => 1108,
         }
@@ -110,8 +111,8 @@ impl fmt::Display for Rejection {
 ///   `{"error": <error_code>, "message": <public_message>}`, and `WWW-Authenticate` on 401 when
 ///   an `Authorization` scheme is accepted.
 /// - [`akool`](Self::akool): HTTP 200 with Akool's envelope `{"code": <akool_code>, "msg": ..}`,
-///   so the layer can front an Akool-compatible service (1102 missing, 1101 invalid or expired,
-///   1200 revoked, 1009 forbidden, 1108 store unavailable).
+///   so the layer can front an Akool-compatible service (1102 missing, 1101 invalid, expired or
+///   revoked alike, 1009 forbidden, 1108 store unavailable).
 /// - [`grpc`](Self::grpc): a gRPC trailers-only answer (`grpc-status` 16 unauthenticated, 7
 ///   permission denied, 14 unavailable), for a tonic server.
 /// - [`custom`](Self::custom): any response built from the [`Rejection`].
@@ -240,7 +241,6 @@ fn akool_message(rejection: Rejection) -> &'static str {
     match rejection.akool_code() {
         1102 => "Authorization cannot be empty",
         1101 => "Invalid authorization or The request token has expired",
-        1200 => "The account has been banned",
         1009 => "You do not have permission to perform this action",
         _ => "Service busy, please try again later",
     }
@@ -264,6 +264,23 @@ mod tests {
                 | Rejection::Forbidden
                 | Rejection::Unavailable => {}
             }
+        }
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_exactly_as_an_unknown_one() {
+        for style in [RejectionResponse::json(), RejectionResponse::akool()] {
+            let [revoked, unknown] = [Rejection::Revoked, Rejection::Unknown]
+                .map(|rejection| style.respond(rejection, None));
+            assert_eq!(revoked.status(), unknown.status(), "{style:?}");
+            assert_eq!(revoked.headers(), unknown.headers(), "{style:?}");
+            let body = |response: Response<Full<Bytes>>| {
+                use futures::FutureExt;
+                use http_body_util::BodyExt;
+                let collected = response.into_body().collect().now_or_never();
+                collected.map(|collected| collected.unwrap().to_bytes())
+            };
+            assert_eq!(body(revoked), body(unknown), "{style:?}");
         }
     }
 }
