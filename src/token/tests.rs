@@ -284,8 +284,10 @@ fn a_runtime_shut_down_mid_fetch_leaves_a_credential_another_runtime_can_use() {
 async fn a_token_swapped_in_during_a_fetch_is_not_overwritten_by_it() {
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let released = Arc::new(Mutex::new(Some(released)));
+    let (started, mut started_rx) = mpsc::unbounded_channel();
     let tokens = TokenCredential::builder(move || {
         let released = released.lock().unwrap().take();
+        let _ = started.send(());
         async move {
             if let Some(released) = released {
                 let _ = released.await;
@@ -301,9 +303,7 @@ async fn a_token_swapped_in_during_a_fetch_is_not_overwritten_by_it() {
         let tokens = tokens.clone();
         async move { tokens.fetch().await }
     });
-    while tokens.fetch_count() == 0 {
-        tokio::task::yield_now().await;
-    }
+    started_rx.recv().await.unwrap();
     let swapped = tokens.swap(Token::new("by-hand")).unwrap();
     release.send(()).unwrap();
     // The fetch's waiters get the swapped token, and it stays.
