@@ -142,6 +142,10 @@
 //! - `server` (default): the [`server`] module (pulls in `sha2` and `subtle`).
 //! - `axum`: the server side's `Principal` extractor for axum handlers.
 //! - `mock`: the loopback stand-ins in [`mock`] (implies `axum`).
+//! - `tonic`: [`TokenAuthLayer`] around a tonic `Channel` (its request body is buffered for a
+//!   replay).
+//! - `follow-redirect`: `client::KeepCredentialHome`, a tower-http redirect policy that keeps the
+//!   credential on its origin.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

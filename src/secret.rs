@@ -36,6 +36,16 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `text` (a message from the other side, say) with every occurrence of the secret replaced
+    /// by `[redacted]`: a token endpoint that echoes what it was sent must not put the secret
+    /// into an error.
+    pub(crate) fn redact_from(&self, text: String) -> String {
+        if self.0.is_empty() || !text.contains(&*self.0) {
+            return text;
+        }
+        text.replace(&*self.0, "[redacted]")
+    }
 }
 
 impl From<String> for Secret {

@@ -285,3 +285,48 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
         );
     }
 }
+
+/// A token endpoint that quotes what it was sent back in its refusal: the secret is blanked out
+/// of the error, its `Display`, its `Debug` and its source.
+#[tokio::test]
+async fn a_token_endpoint_echoing_the_secret_does_not_put_it_in_the_error() {
+    use axum::routing::post;
+    let echo = |field: &'static str, status: http::StatusCode| {
+        move |body: axum::body::Bytes| async move {
+            let sent = String::from_utf8_lossy(&body).into_owned();
+            let answer = serde_json::json!({ "code": 1101, field: format!("bad request {sent}") });
+            (
+                status,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                answer.to_string(),
+            )
+        }
+    };
+    let router = axum::Router::new()
+        .route(
+            "/api/open/v3/getToken",
+            post(echo("msg", http::StatusCode::OK)),
+        )
+        .route(
+            "/api/v1/auth/exchange",
+            post(echo("error", http::StatusCode::UNAUTHORIZED)),
+        );
+    let server = support::Served::start(router).await;
+
+    let akool = akool::client_credentials("client-id", "echoed-SECRET-1")
+        .base_url(&server.base_url)
+        .build(client())
+        .unwrap();
+    let polyteia = polyteia::key_exchange("pak_echoed-SECRET-2")
+        .base_url(&server.base_url)
+        .path("/api/v1/auth/exchange")
+        .build(client())
+        .unwrap();
+    for tokens in [akool, polyteia] {
+        let err = tokens.fetch().await.unwrap_err();
+        let source = std::error::Error::source(&err).unwrap();
+        let shown = format!("{err} {err:?} {source} {source:?}");
+        assert!(shown.contains("[redacted]"), "the echo is kept: {shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+}

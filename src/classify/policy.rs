@@ -104,7 +104,8 @@ impl RetryPolicy {
         self
     }
 
-    /// The retry budget shared by every clone of this policy.
+    /// The retry budget shared by every clone of this policy
+    /// ([`tower::retry::budget::TpsBudget`]).
     pub fn budget(mut self, budget: TpsBudget) -> Self {
         self.budget = Arc::new(budget);
         self

@@ -78,7 +78,8 @@ pub struct ClientCredentials {
 
 impl ClientCredentials {
     /// Where Akool is (default [`BASE_URL`]): both the token endpoint and the only origin the
-    /// token is sent to.
+    /// token is sent to. It may carry a path prefix (a gateway): `https://gw.example/akool`
+    /// fetches from `https://gw.example/akool/api/open/v3/getToken`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
@@ -176,7 +177,9 @@ struct GetTokenAnswer {
     token: Option<String>,
 }
 
-/// Akool refused to issue a token: its body code and message (never the credentials sent).
+/// Akool refused to issue a token: its body code and message (with the client secret blanked
+/// out, should Akool quote it), or the HTTP status and its reason phrase when the answer was not
+/// an Akool envelope (the body is not quoted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("Akool getToken answered code {code}{}", .msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
 #[non_exhaustive]
@@ -217,7 +220,8 @@ where
             if answer.code != SUCCESS {
                 return Err(GetTokenError {
                     code: answer.code,
-                    msg: answer.msg,
+                    // An endpoint that echoes the request must not put the secret in an error.
+                    msg: answer.msg.map(|msg| body.client_secret.redact_from(msg)),
                 }
                 .into());
             }

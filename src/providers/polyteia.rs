@@ -90,7 +90,8 @@ impl KeyExchange {
     }
 
     /// Where Polyteia is (default [`BASE_URL`]): both the exchange endpoint and the only origin
-    /// the token is sent to.
+    /// the token is sent to. It may carry a path prefix (a gateway), put before
+    /// [`path`](Self::path).
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
@@ -222,7 +223,9 @@ where
                     .and_then(|v| {
                         let field = v.get("error").or_else(|| v.get("message"))?;
                         field.as_str().map(str::to_owned)
-                    });
+                    })
+                    // An endpoint that echoes the request must not put the key in an error.
+                    .map(|message| body.json.key.redact_from(message));
                 return Err(ExchangeError {
                     status: status.as_u16(),
                     message,
