@@ -284,114 +284,128 @@ async fn cell(build: fn(Http, &str) -> Api, rejection: Rejection, protocol: Prot
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_callers_made_ready_on_a_shared_buffer_all_succeed_with_one_fetch_per_token() {
-    for protocol in PROTOCOLS {
-        for rejection in [None].into_iter().chain(REJECTIONS.map(Some)) {
-            let name = format!("{rejection:?} / {protocol:?}");
-            bounded(four_ready_callers(rejection, protocol, Limit::None))
-                .await
-                .unwrap_or_else(|failure| panic!("{name}: {failure}"));
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_callers_with_their_own_concurrency_limit_1_inside_token_auth() {
-    for protocol in PROTOCOLS {
-        for rejection in [None].into_iter().chain(REJECTIONS.map(Some)) {
-            let name = format!("{rejection:?} / {protocol:?}");
-            bounded(four_ready_callers(rejection, protocol, Limit::PerCaller))
-                .await
-                .unwrap_or_else(|failure| panic!("{name}: {failure}"));
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_callers_sharing_one_concurrency_limit_1_inside_token_auth() {
-    for protocol in PROTOCOLS {
-        for rejection in [None].into_iter().chain(REJECTIONS.map(Some)) {
-            let name = format!("{rejection:?} / {protocol:?}");
-            bounded(four_ready_callers(rejection, protocol, Limit::Shared))
-                .await
-                .unwrap_or_else(|failure| panic!("{name}: {failure}"));
-        }
-    }
-}
-
-/// Where a `ConcurrencyLimit(1)` sits in the four-callers tests.
+/// Four callers at once, each on a clone of the stack.
 #[derive(Clone, Copy, Debug)]
-enum Limit {
-    /// `TokenAuth<Buffer>`.
-    None,
-    /// `TokenAuth<ConcurrencyLimit<Buffer>>`, a limit of its own for each caller.
-    PerCaller,
-    /// `TokenAuth<ConcurrencyLimit<Buffer>>`, one limit (one semaphore) cloned for all callers.
-    Shared,
+enum Callers {
+    /// `TokenAuth<Buffer(4)>`, the `Buffer` shared with the token source; all four made ready
+    /// before any calls.
+    SharedBuffer,
+    /// `TokenAuth<ConcurrencyLimit(1)<Buffer(4)>>`, a limit of its own for each caller; all
+    /// four made ready before any calls.
+    OwnLimits,
+    /// `TokenAuth<ConcurrencyLimit(1)<Buffer(4)>>`, one limit (one semaphore) cloned for all.
+    /// The first caller made ready holds the only permit until it calls, so all four cannot be
+    /// ready at once: each is made ready and calls in its own task, all four tasks at once.
+    OneLimit,
+    /// `Buffer(4)<TokenAuth>`; all four made ready before any calls.
+    BufferOutside,
 }
 
-/// Four callers on a `Buffer(4)` that the token source shares. Without a limit, or with a limit
-/// per caller, all four are made ready before any of them calls; with one shared limit of 1
-/// that cannot be (the first ready caller holds the only permit until it calls), so each caller
-/// is made ready and calls in its own task, all four at once.
-async fn four_ready_callers(rejection: Option<Rejection>, protocol: Protocol, limit: Limit) {
+const CALLERS: [Callers; 4] = [
+    Callers::SharedBuffer,
+    Callers::OwnLimits,
+    Callers::OneLimit,
+    Callers::BufferOutside,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_callers_at_once_all_succeed_with_one_fetch_per_token() {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for callers in CALLERS {
+        for rejection in [None].into_iter().chain(REJECTIONS.map(Some)) {
+            for protocol in PROTOCOLS {
+                total += 1;
+                let name = format!("{callers:?} / {rejection:?} / {protocol:?}");
+                if let Err(failure) = bounded(four_callers(callers, rejection, protocol)).await {
+                    failures.push(format!("{name}: {failure}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cells failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Four callers, each sending its own body, against a stand-in that rejects `token-1` with
+/// `rejection` (or accepts it).
+async fn four_callers(callers: Callers, rejection: Option<Rejection>, protocol: Protocol) {
     let stand_in = StandIn::start(rejection).await;
-    let shared = Buffer::new(protocol.client(), 4);
-    let tokens = tokens(shared.clone(), &stand_in.base_url());
+    let http = protocol.client();
+    let shared = Buffer::new(http.clone(), 4);
+    let tokens = match callers {
+        Callers::BufferOutside => tokens(http.clone(), &stand_in.base_url()),
+        _ => tokens(shared.clone(), &stand_in.base_url()),
+    };
     let layer = TokenAuthLayer::new(tokens.clone());
     let bodies: Vec<_> = (0..4)
         .map(|i| request_json(&format!("caller {i}")))
         .collect();
 
-    let answers = match limit {
-        Limit::None | Limit::PerCaller => {
-            let mut callers = Vec::new();
-            for _ in 0..4 {
-                let mut caller = match limit {
-                    Limit::None => boxed(layer.layer(shared.clone())),
-                    _ => boxed(layer.layer(ConcurrencyLimitLayer::new(1).layer(shared.clone()))),
-                };
-                caller.ready().await.expect("ready");
-                callers.push(caller);
-            }
-            let calls = callers.into_iter().zip(&bodies).map(|(mut caller, body)| {
-                let request = stand_in.request(body);
-                tokio::spawn(async move { read(caller.call(request).await).await })
-            });
-            futures::future::join_all(calls).await
+    let answers = if let Callers::OneLimit = callers {
+        let api = boxed(layer.layer(ConcurrencyLimitLayer::new(1).layer(shared.clone())));
+        let calls = bodies.iter().map(|body| {
+            let request = stand_in.request(body);
+            let api = api.clone();
+            tokio::spawn(async move { read(api.oneshot(request).await).await })
+        });
+        futures::future::join_all(calls).await
+    } else {
+        let outside =
+            matches!(callers, Callers::BufferOutside).then(|| Buffer::new(layer.layer(http), 4));
+        let mut ready = Vec::new();
+        for _ in 0..4 {
+            let mut caller = match callers {
+                Callers::OwnLimits => {
+                    boxed(layer.layer(ConcurrencyLimitLayer::new(1).layer(shared.clone())))
+                }
+                Callers::BufferOutside => boxed(outside.clone().unwrap()),
+                _ => boxed(layer.layer(shared.clone())),
+            };
+            caller.ready().await.expect("ready");
+            ready.push(caller);
         }
-        Limit::Shared => {
-            let api = boxed(layer.layer(ConcurrencyLimitLayer::new(1).layer(shared.clone())));
-            let calls = bodies.iter().map(|body| {
-                let request = stand_in.request(body);
-                let api = api.clone();
-                tokio::spawn(async move { read(api.oneshot(request).await).await })
-            });
-            futures::future::join_all(calls).await
-        }
+        // All four calls are made before any answer is awaited, each answer in a task.
+        let calls = ready.into_iter().zip(&bodies).map(|(mut caller, body)| {
+            let answer = caller.call(stand_in.request(body));
+            tokio::spawn(async move { read(answer.await).await })
+        });
+        futures::future::join_all(calls).await
     };
 
     for (i, answer) in answers.into_iter().enumerate() {
-        let (status, bytes) = answer.expect("caller task");
+        let Answer { status, bytes, .. } = answer.expect("caller task");
         assert_eq!(status, StatusCode::OK, "caller {i}: {}", text(&bytes));
         assert_eq!(code(&bytes), Some(1000), "caller {i}: {}", text(&bytes));
         let echo = serde_json::from_slice::<Value>(&bytes).unwrap()["data"]["echo"].clone();
         assert_eq!(echo, serde_json::from_slice::<Value>(&bodies[i]).unwrap());
     }
     let log = stand_in.log();
-    let (fetches, calls) = match rejection {
-        None => (1, 4),
-        // Each caller rejected once with `token-1` and replayed once: one refetch for all.
-        Some(_) => (2, 8),
-    };
+    let calls = log.calls();
+    for i in 0..4 {
+        let caller = format!("caller {i}");
+        let expected: &[&[&str]] = match rejection {
+            None => &[&["Bearer token-1"]],
+            // Rejected with `token-1` and replayed once with `token-2`; or, called once another
+            // caller's rejection was reported, sent with `token-2` straight away.
+            Some(_) => &[&["Bearer token-1", "Bearer token-2"], &["Bearer token-2"]],
+        };
+        let bearers = log.bearers_from(&caller);
+        assert!(
+            expected.contains(&bearers.as_slice()),
+            "{caller}: API calls {calls:?}"
+        );
+    }
+    // One fetch, and one refetch for all the requests rejected with `token-1`.
+    let fetches = if rejection.is_some() { 2 } else { 1 };
     assert_eq!(
-        log.get_token,
-        fetches,
-        "getToken calls; API calls {:?}",
-        log.bearers()
+        log.get_token, fetches,
+        "getToken calls; API calls {calls:?}"
     );
-    assert_eq!(log.api.len(), calls, "API calls: {:?}", log.bearers());
     assert_eq!(tokens.fetch_count(), fetches as u64);
 }
 
@@ -474,29 +488,18 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
         BodyKind::Limited => send(layer, protocol, &url, Limited::new(Full::new(data), 1024)).await,
         BodyKind::IncomingProxy => {
             let proxy = IncomingProxy::start(layer.layer(protocol.client()), base.clone()).await;
-            read(
-                Client::builder(TokioExecutor::new())
-                    .build_http()
-                    .oneshot(json_post(
-                        &format!("{}{API_PATH}", proxy.base_url),
-                        Full::new(data),
-                    ))
-                    .await,
-            )
-            .await
+            post_plain(&format!("{}{API_PATH}", proxy.base_url), data).await
         }
         BodyKind::AxumProxy => {
             let proxy = axum_proxy(layer.layer(protocol.client()), base.clone()).await;
-            read(
-                Client::builder(TokioExecutor::new())
-                    .build_http()
-                    .oneshot(json_post(&proxy.url(API_PATH), Full::new(data)))
-                    .await,
-            )
-            .await
+            post_plain(&proxy.url(API_PATH), data).await
         }
     };
-    let (status, bytes) = response;
+    let Answer {
+        status,
+        outcome,
+        bytes,
+    } = response;
     let log = stand_in.log();
     for call in &log.api {
         assert_eq!(call.body, body, "request body received by the API");
@@ -525,7 +528,12 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
     assert_eq!(log.bearers(), ["Bearer token-1"], "sent once");
     assert_eq!(text(&bytes), text(&log.api[0].sent), "caller's body");
     if replay {
-        // Reported: a refetch is under way or done, and the next request waits for it.
+        // Judged, and reported: a refetch is under way or done, and the next request waits
+        // for it. The caller reads the verdict (not through a proxy: the wire drops it).
+        if !matches!(kind, BodyKind::IncomingProxy | BodyKind::AxumProxy) {
+            let kind = outcome.as_ref().map(Outcome::kind);
+            assert_eq!(kind, Some(OutcomeKind::CredentialRejected), "{outcome:?}");
+        }
     } else {
         // Nothing looked at the answer: reporting the rejection is the caller's job.
         assert_eq!(log.get_token, 1, "no refetch without replay");
@@ -537,7 +545,7 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
         .layer(protocol.client::<Full<Bytes>>())
         .oneshot(json_post(&url, Full::new(next.clone())))
         .await;
-    let (status, bytes) = read(response).await;
+    let Answer { status, bytes, .. } = read(response).await;
     assert_eq!(status, StatusCode::OK, "next request: {}", text(&bytes));
     assert_eq!(code(&bytes), Some(1000), "next request: {}", text(&bytes));
     let log = stand_in.log();
@@ -551,12 +559,7 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
 }
 
 /// Sends one request with a body of type `B` through `layer` over a hyper-util client.
-async fn send<B>(
-    layer: TokenAuthLayer,
-    protocol: Protocol,
-    url: &str,
-    body: B,
-) -> (StatusCode, Bytes)
+async fn send<B>(layer: TokenAuthLayer, protocol: Protocol, url: &str, body: B) -> Answer
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -599,6 +602,28 @@ struct ApiCall {
 impl Log {
     fn bearers(&self) -> Vec<&str> {
         self.api.iter().map(|call| call.bearer.as_str()).collect()
+    }
+
+    /// The bearers of the API calls whose body names `sender`, in order.
+    fn bearers_from(&self, sender: &str) -> Vec<&str> {
+        let calls = self.api.iter().filter(|call| call.sender() == sender);
+        calls.map(|call| call.bearer.as_str()).collect()
+    }
+
+    /// Each API call's bearer and sender, in order, for failure messages.
+    fn calls(&self) -> Vec<String> {
+        let calls = self.api.iter();
+        calls
+            .map(|call| format!("{} from {}", call.bearer, call.sender()))
+            .collect()
+    }
+}
+
+impl ApiCall {
+    /// Who sent the request, as its body says.
+    fn sender(&self) -> String {
+        let body = serde_json::from_slice::<Value>(&self.body).unwrap_or_default();
+        body["sender"].as_str().unwrap_or_default().to_owned()
     }
 }
 
@@ -869,16 +894,31 @@ fn json_post<B>(url: &str, body: B) -> Request<B> {
         .unwrap()
 }
 
-/// Status and whole body of an answer.
-async fn read<B, E>(response: Result<Response<B>, E>) -> (StatusCode, Bytes)
+/// What the caller got: status, the verdict a layer put in the extensions, the whole body.
+struct Answer {
+    status: StatusCode,
+    outcome: Option<Outcome>,
+    bytes: Bytes,
+}
+
+async fn read<B, E>(response: Result<Response<B>, E>) -> Answer
 where
     B: Body,
     B::Error: fmt::Debug,
     E: fmt::Debug,
 {
     let response = response.expect("no answer");
-    let status = response.status();
-    (status, collect(response).await)
+    Answer {
+        status: response.status(),
+        outcome: response.extensions().get::<Outcome>().cloned(),
+        bytes: collect(response).await,
+    }
+}
+
+/// POSTs `body` to `url` with a plain hyper-util client (no layer).
+async fn post_plain(url: &str, body: Bytes) -> Answer {
+    let client: Http = Client::builder(TokioExecutor::new()).build_http();
+    read(client.oneshot(json_post(url, Full::new(body))).await).await
 }
 
 async fn collect<B>(response: Response<B>) -> Bytes
