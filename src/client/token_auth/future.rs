@@ -75,6 +75,20 @@ impl<S, B> Pending<S, B> {
     }
 }
 
+/// An answer being read ahead, with the request it answers.
+pub(super) struct Checking<S, B, ResBody> {
+    peek: Peek<ResBody>,
+    head: Parts,
+    pending: Box<Pending<S, B>>,
+}
+
+/// A request body being read into memory, with the rest of the request.
+pub(super) struct Buffering<S, B: Body> {
+    collect: Pin<Box<Collect<B>>>,
+    head: http::request::Parts,
+    pending: Box<Pending<S, B>>,
+}
+
 pin_project! {
     /// Response future of [`TokenAuth`](super::TokenAuth).
     pub struct ResponseFuture<S, B, ResBody>
@@ -101,18 +115,14 @@ pin_project! {
             future: S::Future,
             pending: Option<Box<Pending<S, B>>>,
         },
-        // Reading the start of a JSON answer to find a body code (Akool's 1101).
+        // Reading the start of a JSON answer to find a body code (Akool's 1101). Boxed, like
+        // every rare state, so that the cached path's future is the inner one and a few words.
         Checking {
-            #[pin]
-            peek: Peek<ResBody>,
-            head: Option<Parts>,
-            pending: Option<Box<Pending<S, B>>>,
+            checking: Option<Box<Checking<S, B, ResBody>>>,
         },
         // Reading a request body that cannot be copied into memory, so that it can be replayed.
         Buffering {
-            collect: Pin<Box<Collect<B>>>,
-            head: Option<http::request::Parts>,
-            pending: Option<Box<Pending<S, B>>>,
+            buffering: Option<Box<Buffering<S, B>>>,
         },
         // Waiting for the shared fetch of a token (none was cached, or it was rejected).
         Waiting {
@@ -163,17 +173,20 @@ where
     /// Reads `request`'s body into memory before anything else, so that it can be sent twice.
     pub(super) fn buffering(inner: S, tokens: &TokenCredential, request: Request<B>) -> Self {
         let (head, body) = request.into_parts();
+        let pending = Box::new(Pending {
+            inner,
+            request: None,
+            copy: None,
+            tokens: tokens.clone(),
+            generation: 0,
+            judge: true,
+            replayed: false,
+        });
         State::Buffering {
-            collect: Box::pin(body.collect()),
-            head: Some(head),
-            pending: Some(Box::new(Pending {
-                inner,
-                request: None,
-                copy: None,
-                tokens: tokens.clone(),
-                generation: 0,
-                judge: true,
-                replayed: false,
+            buffering: Some(Box::new(Buffering {
+                collect: Box::pin(body.collect()),
+                head,
+                pending,
             })),
         }
     }
@@ -291,19 +304,20 @@ where
             let next = match this.state.as_mut().project() {
                 StateProj::Sent { future, pending } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let (head, body) = response.into_parts();
                     let Some(pending) = pending.take().filter(|pending| pending.judge) else {
-                        let body = ResponseBody::streaming(body);
-                        return Poll::Ready(Ok(Response::from_parts(head, body)));
+                        return Poll::Ready(Ok(response.map(ResponseBody::streaming)));
                     };
+                    let (head, body) = response.into_parts();
                     let limit = Rejection::BODY_LIMIT;
                     if pending.tokens.rejection().wants_body(&head)
                         && worth_peeking(&head, &body, limit)
                     {
                         State::Checking {
-                            peek: Peek::new(body, limit),
-                            head: Some(head),
-                            pending: Some(pending),
+                            checking: Some(Box::new(Checking {
+                                peek: Peek::new(body, limit),
+                                head,
+                                pending,
+                            })),
                         }
                     } else {
                         match judge(head, None, ResponseBody::streaming(body), pending) {
@@ -312,29 +326,26 @@ where
                         }
                     }
                 }
-                StateProj::Checking {
-                    peek,
-                    head,
-                    pending,
-                } => {
-                    let peeked = ready!(peek.poll(cx)).map_err(Into::into)?;
-                    let head = head.take().expect(POLLED_AFTER_COMPLETION);
-                    let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                StateProj::Checking { checking } => {
+                    let reading = checking.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    let peeked =
+                        ready!(Pin::new(&mut reading.peek).poll(cx)).map_err(Into::into)?;
+                    let Checking { head, pending, .. } =
+                        *checking.take().expect(POLLED_AFTER_COMPLETION);
                     match judge(head, peeked.whole.as_deref(), peeked.body, pending) {
                         Verdict::Answer(response) => return Poll::Ready(Ok(response)),
                         Verdict::Next(state) => state,
                     }
                 }
-                StateProj::Buffering {
-                    collect,
-                    head,
-                    pending,
-                } => {
-                    let collected = ready!(collect.as_mut().poll(cx)).map_err(Into::into)?;
+                StateProj::Buffering { buffering } => {
+                    let reading = buffering.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    let collected =
+                        ready!(reading.collect.as_mut().poll(cx)).map_err(Into::into)?;
                     let trailers = collected.trailers().cloned();
                     let bytes = collected.to_bytes();
-                    let head = head.take().expect(POLLED_AFTER_COMPLETION);
-                    let mut pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    let Buffering {
+                        head, mut pending, ..
+                    } = *buffering.take().expect(POLLED_AFTER_COMPLETION);
                     // `rebuildable` said this type can be rebuilt; should it not, the request
                     // is refused rather than sent without its body.
                     let (Some(body), Some(copy)) = (
