@@ -203,6 +203,10 @@ where
 }
 
 /// What a judged answer leads to.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned and matched at once, never stored: boxing would only add an allocation"
+)]
 enum Verdict<S, B, ResBody>
 where
     S: Service<Request<B>>,
