@@ -195,8 +195,10 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
 
     // A token the API never accepts: rejected again after its replay, then a refetch refused
     // by the rate limit.
-    let never = TokenCredential::builder(|| async {
-        Ok::<_, std::io::Error>(Token::new("never-SECRET-token"))
+    let issued = std::sync::atomic::AtomicUsize::new(0);
+    let never = TokenCredential::builder(move || {
+        let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, std::io::Error>(Token::new(format!("never-SECRET-token-{n}"))) }
     })
     .origin(mocks.polyteia.base_url())
     .build()

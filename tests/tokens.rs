@@ -86,7 +86,8 @@ async fn bad_client_credentials_are_a_typed_error_naming_akools_code() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(err.kind(), TokenErrorKind::Fetch);
+    // Wrong credentials stay wrong: a kind of their own, not retried in a loop.
+    assert_eq!(err.kind(), TokenErrorKind::Unrecoverable);
     let source = std::error::Error::source(&err).unwrap();
     let code = source.downcast_ref::<akool::GetTokenError>().unwrap().code;
     assert_eq!(code, 1101);
@@ -217,6 +218,7 @@ async fn polyteia_exchanges_the_key_and_learns_the_expiry() {
         .build(client())
         .unwrap();
     let err = wrong.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Unrecoverable);
     let source = std::error::Error::source(&err).unwrap();
     let exchange = source.downcast_ref::<polyteia::ExchangeError>().unwrap();
     assert_eq!(exchange.status, 401);

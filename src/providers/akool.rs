@@ -28,7 +28,7 @@ use tower::{BoxError, Service};
 
 use crate::classify::{Classifier, EnvelopeClassifier, OutcomeKind, StatusClassifier, Then};
 use crate::token::http::post_json;
-use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource};
+use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource, Unrecoverable};
 use crate::{Credential, CredentialBuilder, CredentialError, Secret};
 
 /// Akool's OpenAPI origin (routes live under `/api/open/v3/` and `/api/open/v4/`).
@@ -218,12 +218,16 @@ where
                 }
             })?;
             if answer.code != SUCCESS {
-                return Err(GetTokenError {
+                let err = GetTokenError {
                     code: answer.code,
                     // An endpoint that echoes the request must not put the secret in an error.
                     msg: answer.msg.map(|msg| body.client_secret.redact_from(msg)),
-                }
-                .into());
+                };
+                // Refused credentials stay refused however often they are sent.
+                return Err(match err.code {
+                    INVALID_CREDENTIALS | MISSING_CREDENTIALS => Unrecoverable::new(err).into(),
+                    _ => err.into(),
+                });
             }
             let token = answer
                 .token
@@ -256,6 +260,12 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
 
 /// Akool's success code.
 pub const SUCCESS: i64 = 1000;
+
+/// Akool's "invalid authorization": from getToken, the client id or secret is wrong.
+const INVALID_CREDENTIALS: i64 = 1101;
+
+/// Akool's "authorization cannot be empty".
+const MISSING_CREDENTIALS: i64 = 1102;
 
 /// Classifies Akool's responses: by status first, then by the body's `{"code", "msg"}`
 /// envelope, since Akool reports failures in the body of an HTTP 200.

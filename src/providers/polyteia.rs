@@ -27,7 +27,7 @@ use http_body_util::Full;
 use tower::{BoxError, Service};
 
 use crate::token::http::post_json;
-use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource};
+use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource, Unrecoverable};
 use crate::{Credential, CredentialBuilder, CredentialError, Secret};
 
 /// Polyteia's API origin (the endpoint is `POST {BASE_URL}/api`).
@@ -226,11 +226,15 @@ where
                     })
                     // An endpoint that echoes the request must not put the key in an error.
                     .map(|message| body.json.key.redact_from(message));
-                return Err(ExchangeError {
+                let err = ExchangeError {
                     status: status.as_u16(),
                     message,
-                }
-                .into());
+                };
+                // A key that is refused (401) or not allowed to exchange (403) stays so.
+                return Err(match status.as_u16() {
+                    401 | 403 => Unrecoverable::new(err).into(),
+                    _ => err.into(),
+                });
             }
             let answer: ExchangeAnswer = serde_json::from_slice(&answer)
                 .map_err(|err| format!("key exchange answer is not the expected JSON: {err}"))?;

@@ -18,8 +18,14 @@ use crate::{CredentialError, Placement};
 
 #[derive(Debug, Clone)]
 pub(super) struct Config {
-    pub(super) refresh_margin: Duration,
+    /// Explicit windows; `None` sizes them by the token's lifetime.
+    pub(super) advisory: Option<Duration>,
+    pub(super) mandatory: Option<Duration>,
     pub(super) refresh_jitter: Duration,
+    pub(super) static_stability: bool,
+    pub(super) stale_backoff_min: Duration,
+    pub(super) stale_backoff_max: Duration,
+    pub(super) unrecoverable_hold: Duration,
     pub(super) fetch_timeout: Duration,
     pub(super) backoff_min: Duration,
     pub(super) backoff_max: Duration,
@@ -29,13 +35,46 @@ pub(super) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            refresh_margin: Duration::from_secs(60),
+            advisory: None,
+            mandatory: None,
             refresh_jitter: Duration::from_secs(15),
+            static_stability: true,
+            stale_backoff_min: Duration::from_secs(5 * 60),
+            stale_backoff_max: Duration::from_secs(10 * 60),
+            unrecoverable_hold: Duration::from_secs(5),
             fetch_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             rejection_refetch_interval: Duration::from_secs(5),
         }
+    }
+}
+
+impl Config {
+    /// The advisory and mandatory windows of a token that lasts `lifetime`: how long before its
+    /// expiry a background refresh starts, and from when requests wait for that refresh.
+    ///
+    /// Advisory: 5 min for lifetimes up to 20 min, 15 min below 90 min, 60 min beyond; never
+    /// more than half the lifetime (a wider window would spend most of every token's life
+    /// refreshing it). Mandatory: 60 s, never more than a quarter of the lifetime. An explicit
+    /// setting replaces the table, within the same caps.
+    pub(super) fn windows(&self, lifetime: Duration) -> (Duration, Duration) {
+        const MINUTE: u64 = 60;
+        let by_table = match lifetime.as_secs() {
+            s if s <= 20 * MINUTE => 5 * MINUTE,
+            s if s < 90 * MINUTE => 15 * MINUTE,
+            _ => 60 * MINUTE,
+        };
+        let advisory = self
+            .advisory
+            .unwrap_or(Duration::from_secs(by_table))
+            .min(lifetime / 2);
+        let mandatory = self
+            .mandatory
+            .unwrap_or(Duration::from_secs(60))
+            .min(lifetime / 4)
+            .min(advisory);
+        (advisory, mandatory)
     }
 }
 
@@ -154,17 +193,55 @@ impl TokenCredentialBuilder {
         self
     }
 
-    /// How long before a known expiry the background refresh starts (default 60 s; at most
-    /// half the token's lifetime).
-    pub fn refresh_margin(mut self, margin: Duration) -> Self {
-        self.config.refresh_margin = margin;
+    /// How long before a known expiry a background refresh starts while requests keep using
+    /// the token (the advisory window). Default: sized by the token's lifetime, 5 min for
+    /// lifetimes up to 20 min, 15 min below 90 min, 60 min beyond; never more than half the
+    /// lifetime, recomputed for every token fetched.
+    pub fn advisory_window(mut self, window: Duration) -> Self {
+        self.config.advisory = Some(window);
         self
     }
 
-    /// A random extra of up to this much is added to the refresh margin (default 15 s), so
-    /// that many processes started together do not refresh together.
+    /// How long before a known expiry requests stop using the token without a refresh: they
+    /// wait for the one refresh in flight (the mandatory window). Default 60 s, never more than
+    /// a quarter of the lifetime.
+    pub fn mandatory_window(mut self, window: Duration) -> Self {
+        self.config.mandatory = Some(window);
+        self
+    }
+
+    /// The background refresh starts up to this much later into the advisory window, at
+    /// random (default 15 s, at most half the time between the two windows), so that many
+    /// processes started together do not refresh together.
     pub fn refresh_jitter(mut self, jitter: Duration) -> Self {
         self.config.refresh_jitter = jitter;
+        self
+    }
+
+    /// Static stability (on by default): when refreshing a cached token fails (an error, a
+    /// timeout, or an answer already expired or expiring no later than the cached one), the
+    /// cached token keeps serving, past its expiry if need be, and the next refresh waits
+    /// [`stale_backoff`](Self::stale_backoff). An API that still accepts the token (clock skew,
+    /// a grace period) keeps working through a token-endpoint outage; one that refuses it
+    /// answers as it would anyway. Off, a token is dropped at its expiry and requests wait for
+    /// a fetch, failing while the endpoint fails.
+    pub fn static_stability(mut self, on: bool) -> Self {
+        self.config.static_stability = on;
+        self
+    }
+
+    /// After a failed refresh of a cached token, the next one waits a random time between `min`
+    /// and `max` (default 5 to 10 min); meanwhile the cached token serves.
+    pub fn stale_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.config.stale_backoff_min = min;
+        self.config.stale_backoff_max = max.max(min);
+        self
+    }
+
+    /// How long an [`Unrecoverable`](super::Unrecoverable) error is answered again without
+    /// contacting the source (default 5 s).
+    pub fn unrecoverable_hold(mut self, hold: Duration) -> Self {
+        self.config.unrecoverable_hold = hold;
         self
     }
 
@@ -175,8 +252,9 @@ impl TokenCredentialBuilder {
         self
     }
 
-    /// After a failed fetch, the next one waits `min`, doubling with each further failure up to
-    /// `max` (default 100 ms to 10 s).
+    /// With no token cached, after a failed fetch the next one waits `min`, doubling with each
+    /// further failure up to `max` (default 100 ms to 10 s); every request meanwhile waits for
+    /// that next fetch.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.config.backoff_min = min;
         self.config.backoff_max = max.max(min);

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -23,19 +23,27 @@ use crate::credential::Rules;
 /// - **Single flight**: however many requests wait for a token, one fetch runs and all of them
 ///   get its result, success or error. The fetch runs in a task of its own, so a request that is
 ///   dropped while waiting cancels nothing.
-/// - **Refresh ahead**: when the expiry is known, a background refresh starts a margin (with
-///   jitter) before it while requests keep using the current token; a failed refresh is retried
-///   after a backoff, and only past the real expiry do requests wait for a fetch. Needs a Tokio
-///   runtime, like the fetch itself.
+/// - **Refresh windows**: when the expiry is known, a background refresh starts in the
+///   *advisory* window (5 min before the expiry for tokens of up to 20 min, 15 min below 90 min,
+///   60 min beyond; never more than half the lifetime) while requests keep using the token; in
+///   the *mandatory* window (the last 60 s, at most a quarter of the lifetime) requests wait for
+///   that one refresh. Needs a Tokio runtime, like the fetch itself.
+/// - **Static stability**: when a refresh fails, the cached token keeps serving, past its expiry
+///   if need be (logged once at WARN), and the next refresh waits 5 to 10 minutes: a
+///   token-endpoint outage is not an outage of the API as long as the API accepts the token.
+///   An [`Unrecoverable`](super::Unrecoverable) error (wrong client credentials) drops the
+///   token instead, and is answered again for 5 s without reaching the endpoint.
 /// - **Generation-aware invalidation**: each token has a generation. A rejection of generation
 ///   `g` refetches only if `g` is still the cached one; otherwise the newer token is used, so a
 ///   thousand requests hit by one expiry cause one refetch.
-/// - **No storms**: a failed fetch is never cached, and the next fetch waits a bounded
-///   exponential backoff; rejection-triggered refetches of a token that was itself fetched after
-///   a rejection are rate-limited.
+/// - **No storms**: with nothing cached, a failed fetch is never cached and the next one waits
+///   a bounded exponential backoff (100 ms doubling to 10 s); a rejection during a backoff does
+///   not reach the endpoint; rejection-triggered refetches of a token that was itself fetched
+///   after a rejection are rate-limited.
 ///
-/// The handle also lets you look inside ([`generation`](Self::generation),
-/// [`expires_in`](Self::expires_in), [`fetch_count`](Self::fetch_count)) and intervene
+/// The handle also lets you look inside ([`status`](Self::status),
+/// [`generation`](Self::generation), [`expires_in`](Self::expires_in),
+/// [`fetch_count`](Self::fetch_count)) and intervene
 /// ([`swap`](Self::swap), [`invalidate`](Self::invalidate)). See the
 /// [module docs](crate::token) for an example.
 #[derive(Clone)]
@@ -61,17 +69,63 @@ pub(crate) struct Current {
     pub(crate) generation: u64,
     pub(crate) value: HeaderValue,
     pub(super) expires_at: Option<Instant>,
+    /// From here on, requests wait for a refresh (the mandatory window).
+    pub(super) mandatory_at: Option<Instant>,
+    /// From here on, a background refresh runs (the advisory window).
+    pub(super) advisory_at: Option<Instant>,
     /// Fetched because the previous token was rejected: a rejection of this one is rate-limited.
-    after_rejection: bool,
+    pub(super) after_rejection: bool,
+    /// Rejected or invalidated: the next request waits for a refresh, and keeps this token if
+    /// the refresh fails (static stability).
+    pub(super) invalidated: AtomicBool,
+    /// A request went out with this token past its expiry, and it was logged.
+    warned_stale: AtomicBool,
 }
 
 impl Current {
-    /// Whether the token's known expiry has passed: it must not be sent any more, whether or
-    /// not the refresh task has run yet (it may be late: a starved runtime, a clock jump).
-    /// Reads the clock only for a token whose expiry is known.
-    pub(crate) fn expired(&self) -> bool {
-        self.expires_at
-            .is_some_and(|expires_at| Instant::now() >= expires_at)
+    pub(super) fn new(
+        generation: u64,
+        value: HeaderValue,
+        windows: Option<(Instant, Instant, Instant)>,
+        after_rejection: bool,
+    ) -> Self {
+        Self {
+            generation,
+            value,
+            advisory_at: windows.map(|(advisory, _, _)| advisory),
+            mandatory_at: windows.map(|(_, mandatory, _)| mandatory),
+            expires_at: windows.map(|(_, _, expires)| expires),
+            after_rejection,
+            invalidated: AtomicBool::new(false),
+            warned_stale: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a request must not use this token without trying to refresh it first: it was
+    /// invalidated, or its mandatory window has begun. Reads the clock only for a token whose
+    /// expiry is known.
+    #[inline]
+    pub(crate) fn refresh_due(&self) -> bool {
+        self.invalidated.load(Ordering::Relaxed)
+            || self
+                .mandatory_at
+                .is_some_and(|mandatory_at| Instant::now() >= mandatory_at)
+    }
+
+    /// Whether the token's known expiry has passed.
+    pub(super) fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|expires_at| now >= expires_at)
+    }
+
+    /// Says once per token, at WARN, that it is being sent past its expiry.
+    pub(super) fn warn_if_stale(&self, now: Instant) {
+        if self.expired(now) && !self.warned_stale.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                generation = self.generation,
+                "no new access token could be fetched: sending the cached one past its expiry \
+                 (static stability)"
+            );
+        }
     }
 }
 
@@ -90,6 +144,10 @@ pub(super) struct State {
     pub(super) failures: u32,
     /// Backoff after a failed fetch: the next fetch does not start before this.
     pub(super) not_before: Option<Instant>,
+    /// An unrecoverable error, answered again without a fetch until the instant given.
+    pub(super) unrecoverable: Option<(TokenError, Instant)>,
+    /// The last fetch error, for [`TokenCredential::status`].
+    pub(super) last_error: Option<TokenError>,
     pub(super) last_rejection_refetch: Option<Instant>,
     pub(super) refresh_timer: Option<AbortHandle>,
 }
@@ -169,9 +227,36 @@ impl TokenCredential {
         Ok(current.generation)
     }
 
-    /// Drops the cached token: the next request fetches a new one.
+    /// Marks the cached token as no good: the next request waits for a refresh. Should the
+    /// refresh fail, the token keeps serving (static stability) until the backoff ends.
     pub fn invalidate(&self) {
-        self.inner.clear(&mut lock(&self.inner.state));
+        if let Some(current) = self.inner.current.load().as_ref() {
+            current.invalidated.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the cached token stands: its window, whether it is served past its expiry, when
+    /// the next fetch may start, and the last fetch error.
+    pub fn status(&self) -> TokenStatus {
+        let state = lock(&self.inner.state);
+        let now = Instant::now();
+        let current = self.inner.current.load_full();
+        let window = match &current {
+            None => Window::Empty,
+            Some(current) if current.expired(now) => Window::Expired,
+            Some(current) if current.mandatory_at.is_some_and(|at| now >= at) => Window::Mandatory,
+            Some(current) if current.advisory_at.is_some_and(|at| now >= at) => Window::Advisory,
+            Some(_) => Window::Fresh,
+        };
+        TokenStatus {
+            window,
+            advisory_in: current
+                .as_ref()
+                .and_then(|current| current.advisory_at)
+                .map(|at| at.saturating_duration_since(now)),
+            fetch_not_before: state.not_before.filter(|at| *at > now).map(|at| at - now),
+            last_error: state.last_error.clone(),
+        }
     }
 
     /// Fetches a token now if none is cached (waiting for a fetch already under way), and
@@ -186,7 +271,9 @@ impl TokenCredential {
     /// fetched now. Requests through [`TokenAuth`](crate::TokenAuth) do this by themselves; call
     /// it from your own retry logic.
     ///
-    /// However many callers report the same generation, one refetch runs. A token that was
+    /// However many callers report the same generation, one refetch runs; a report naming a
+    /// token that was already replaced changes nothing. Should the refetch fail, the rejected
+    /// token keeps being returned (static stability) until the backoff ends. A token that was
     /// itself fetched after a rejection is refetched at most once per
     /// [`rejection_refetch_interval`](TokenCredentialBuilder::rejection_refetch_interval);
     /// meanwhile this fails with [`TokenErrorKind::Rejected`].
@@ -232,6 +319,37 @@ impl fmt::Debug for TokenCredential {
     }
 }
 
+/// Where a [`TokenCredential`]'s cached token stands; see [`TokenCredential::status`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenStatus {
+    /// The window the cached token is in.
+    pub window: Window,
+    /// How long until the advisory window begins (zero once it has), when the expiry is known.
+    pub advisory_in: Option<Duration>,
+    /// How long until the next fetch may start, while a failed one backs off.
+    pub fetch_not_before: Option<Duration>,
+    /// The last fetch error, if the last fetch failed.
+    pub last_error: Option<TokenError>,
+}
+
+/// The windows of a token's life; see [`TokenCredentialBuilder::advisory_window`] and
+/// [`TokenCredentialBuilder::mandatory_window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Window {
+    /// No token is cached.
+    Empty,
+    /// Cached and used as it is (or its expiry is unknown).
+    Fresh,
+    /// Cached and used; a background refresh is due.
+    Advisory,
+    /// Requests wait for a refresh before using it.
+    Mandatory,
+    /// Past its expiry: served only while refreshing fails (static stability).
+    Expired,
+}
+
 /// Lets an `arc_swap::Cache` reach the cached token.
 #[derive(Clone)]
 pub(crate) struct CurrentCell(Arc<Inner>);
@@ -246,40 +364,63 @@ impl Deref for CurrentCell {
 
 impl Inner {
     fn acquire(self: &Arc<Self>) -> Acquire {
-        let cached = self.current.load_full();
-        if let Some(current) = cached.filter(|current| !current.expired()) {
-            return Acquire::Ready(current);
+        if let Some(current) = self.current.load_full() {
+            if !current.refresh_due() {
+                return Acquire::Ready(current);
+            }
         }
         let mut state = lock(&self.state);
+        self.acquire_locked(&mut state)
+    }
+
+    /// A token for a request, under the state lock: the cached one while it needs no refresh
+    /// (or while a failed refresh backs off), or the fetch to wait for.
+    fn acquire_locked(self: &Arc<Self>, state: &mut State) -> Acquire {
         // Checked again under the lock: a fetch stores its token before its flight ends, both
         // under this lock, so seeing no flight here means seeing its token too.
-        match self.current.load_full() {
-            Some(current) if !current.expired() => return Acquire::Ready(current),
-            // Past its expiry, and the refresh task has not dropped it yet: drop it here (every
-            // writer holds the state lock, so it is still the one just loaded).
-            Some(_) => self.clear(&mut state),
-            None => {}
+        let now = Instant::now();
+        let Some(current) = self.current.load_full() else {
+            if let Some((err, until)) = &state.unrecoverable {
+                if now < *until {
+                    return Acquire::Refused(err.clone());
+                }
+            }
+            return Acquire::Wait(self.start_flight(state, false));
+        };
+        if !current.refresh_due() {
+            return Acquire::Ready(current);
         }
-        Acquire::Wait(self.start_flight(&mut state, false))
+        if !self.config.static_stability && current.expired(now) {
+            // Without static stability an expired token is never sent: drop it (every writer
+            // holds the state lock, so it is still the one just loaded) and wait for a fetch.
+            self.clear(state);
+            return Acquire::Wait(self.start_flight(state, false));
+        }
+        if let Some(flight) = &state.flight {
+            return Acquire::Wait(flight.clone());
+        }
+        if state.not_before.is_some_and(|not_before| now < not_before) {
+            // A refresh failed a moment ago: serve the cached token, reach the endpoint only
+            // once the backoff is over.
+            current.warn_if_stale(now);
+            return Acquire::Ready(current);
+        }
+        let after_rejection = current.invalidated.load(Ordering::Relaxed);
+        Acquire::Wait(self.start_flight(state, after_rejection))
     }
 
     fn reject(self: &Arc<Self>, generation: u64) -> Acquire {
         let mut state = lock(&self.state);
-        let current = match self.current.load_full() {
-            // Already replaced: use the newer token, unless it is past its expiry too.
-            Some(current) if current.generation != generation => {
-                if !current.expired() {
-                    return Acquire::Ready(current);
-                }
-                self.clear(&mut state);
-                return Acquire::Wait(self.start_flight(&mut state, false));
-            }
-            // Being replaced: wait for it.
-            None => return Acquire::Wait(self.start_flight(&mut state, false)),
-            Some(current) => current,
+        let Some(current) = self
+            .current
+            .load_full()
+            .filter(|current| current.generation == generation)
+        else {
+            // Already replaced (or being replaced): a rejection of an old token changes nothing.
+            return self.acquire_locked(&mut state);
         };
         let now = Instant::now();
-        if current.after_rejection {
+        if current.after_rejection && !current.invalidated.load(Ordering::Relaxed) {
             let interval = self.config.rejection_refetch_interval;
             if state
                 .last_rejection_refetch
@@ -292,11 +433,11 @@ impl Inner {
                 return Acquire::Refused(TokenError::new(TokenErrorKind::Rejected, None));
             }
         }
-        tracing::debug!(generation, "token rejected; refetching");
-        state.last_rejection_refetch = Some(now);
-        // No new request may use the rejected token while the new one is fetched.
-        self.clear(&mut state);
-        Acquire::Wait(self.start_flight(&mut state, true))
+        if !current.invalidated.swap(true, Ordering::Relaxed) {
+            tracing::debug!(generation, "token rejected; refreshing");
+            state.last_rejection_refetch = Some(now);
+        }
+        self.acquire_locked(&mut state)
     }
 
     /// Makes `value` the cached token, with a new generation, and arms its refresh.
@@ -312,20 +453,25 @@ impl Inner {
         // A lifetime past what the clock can represent (`Duration::MAX`) is no known expiry,
         // not a panic in the fetch task.
         let lifetime = lifetime.filter(|lifetime| now.checked_add(*lifetime).is_some());
-        let current = Arc::new(Current {
-            generation: state.generation,
-            value,
-            expires_at: lifetime.map(|lifetime| now + lifetime),
-            after_rejection,
+        let windows = lifetime.map(|lifetime| {
+            let (advisory, mandatory) = self.config.windows(lifetime);
+            let expires_at = now + lifetime;
+            (expires_at - advisory, expires_at - mandatory, expires_at)
         });
+        let current = Arc::new(Current::new(
+            state.generation,
+            value,
+            windows,
+            after_rejection,
+        ));
         // A plain store: the new token does not depend on the old one, and every writer holds
         // the state lock.
         self.current.store(Some(Arc::clone(&current)));
         if let Some(timer) = state.refresh_timer.take() {
             timer.abort();
         }
-        if let Some(lifetime) = lifetime {
-            state.refresh_timer = self.arm_refresh(&current, now, lifetime);
+        if lifetime.is_some() {
+            state.refresh_timer = self.arm_refresh(&current);
         }
         current
     }

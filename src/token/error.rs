@@ -32,6 +32,10 @@ pub enum TokenErrorKind {
     Rejected,
     /// The fetch task ended without an answer (it panicked, or the runtime shut down).
     Aborted,
+    /// The token source said retrying cannot fix this (wrong client credentials, a revoked
+    /// key; see [`Unrecoverable`](super::Unrecoverable)). Repeated without contacting the source
+    /// for a few seconds, then the next request tries again.
+    Unrecoverable,
 }
 
 impl TokenError {
@@ -60,6 +64,9 @@ impl fmt::Display for TokenError {
                 "the API rejected the access token, and refetching is rate-limited"
             }
             TokenErrorKind::Aborted => "the token fetch ended without an answer",
+            TokenErrorKind::Unrecoverable => {
+                "fetching an access token failed, and retrying cannot fix it"
+            }
         })
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use http::HeaderValue;
 use tokio::time::Instant;
+use tower::util::rng::{HasherRng, Rng};
 
 use super::credential::{Current, Flight, Inner, State, lock};
-use super::{TokenError, TokenErrorKind};
+use super::{Token, TokenError, TokenErrorKind, Unrecoverable};
 
 impl Inner {
     /// Joins the fetch under way, or starts one in a task of its own: the task, not the
@@ -54,12 +55,62 @@ impl Inner {
             .min(self.config.backoff_max)
     }
 
-    /// Counts a failed fetch and sets the backoff before the next one; the caller holds the lock.
-    fn record_failure(&self, state: &mut State, err: &TokenError) {
+    /// A jittered backoff between the stale-backoff bounds, after a failed refresh of a cached
+    /// token.
+    fn stale_backoff(&self) -> Duration {
+        let (min, max) = (self.config.stale_backoff_min, self.config.stale_backoff_max);
+        min + (max - min).mul_f64(HasherRng::new().next_f64())
+    }
+
+    /// Records a failed fetch, sets the backoff before the next one, and decides what the
+    /// waiting requests get; the caller holds the lock.
+    ///
+    /// - Unrecoverable: the cached token (worthless now) is dropped and the error is answered
+    ///   again, without a fetch, for a few seconds; no long backoff, so a fixed configuration
+    ///   recovers within seconds.
+    /// - A cached token that may still be sent (static stability, or not yet expired): it keeps
+    ///   serving, and the next refresh waits the stale backoff.
+    /// - Nothing to serve: the error, and the short exponential backoff.
+    pub(super) fn fail(
+        &self,
+        state: &mut State,
+        err: TokenError,
+    ) -> Result<Arc<Current>, TokenError> {
+        let now = Instant::now();
+        state.last_error = Some(err.clone());
+        if err.kind() == TokenErrorKind::Unrecoverable {
+            tracing::error!(error = %err, "access token fetch failed, and retrying cannot fix it");
+            self.clear(state);
+            state.failures = 0;
+            state.not_before = None;
+            state.unrecoverable = Some((err.clone(), now + self.config.unrecoverable_hold));
+            return Err(err);
+        }
+        // Without static stability, only a token that is neither expired nor rejected serves on.
+        let current = self.current.load_full().filter(|current| {
+            self.config.static_stability
+                || !(current.expired(now) || current.invalidated.load(Ordering::Relaxed))
+        });
+        if let Some(current) = current {
+            let backoff = self.stale_backoff();
+            state.not_before = Some(now + backoff);
+            tracing::warn!(
+                error = %err,
+                ?backoff,
+                generation = current.generation,
+                "refreshing the access token failed; the cached one keeps serving"
+            );
+            current.warn_if_stale(now);
+            return Ok(current);
+        }
+        // Nothing to serve: a token that may not be sent any more is dropped, so that requests
+        // wait for the next fetch instead of sending it.
+        self.clear(state);
         state.failures = state.failures.saturating_add(1);
         let backoff = self.backoff(state.failures);
-        state.not_before = Some(Instant::now() + backoff);
+        state.not_before = Some(now + backoff);
         tracing::warn!(error = %err, failures = state.failures, ?backoff, "access token fetch failed");
+        Err(err)
     }
 }
 
@@ -86,13 +137,20 @@ impl FlightGuard {
         let fetched = tokio::time::timeout(inner.config.fetch_timeout, inner.source.fetch()).await;
         let result = match fetched {
             Ok(Ok(token)) => match inner.rules.placement.header_value(&token.secret) {
-                Ok(value) => Ok((value, token.remaining())),
+                Ok(value) => Ok((value, token)),
                 Err(err) => Err(TokenError::new(
                     TokenErrorKind::InvalidToken,
                     Some(err.into()),
                 )),
             },
-            Ok(Err(err)) => Err(TokenError::new(TokenErrorKind::Fetch, Some(err))),
+            // The kind says it is unrecoverable; the source is the source's own error.
+            Ok(Err(err)) => match err.downcast::<Unrecoverable>() {
+                Ok(unrecoverable) => Err(TokenError::new(
+                    TokenErrorKind::Unrecoverable,
+                    Some(unrecoverable.into_inner()),
+                )),
+                Err(err) => Err(TokenError::new(TokenErrorKind::Fetch, Some(err))),
+            },
             Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
         };
         self.land(result)
@@ -101,16 +159,28 @@ impl FlightGuard {
     /// Installs the fetched token (or records the failure) and ends the flight, under one lock.
     fn land(
         &mut self,
-        result: Result<(HeaderValue, Option<Duration>), TokenError>,
+        result: Result<(HeaderValue, Token), TokenError>,
     ) -> Result<Arc<Current>, TokenError> {
         self.landed = true;
         let inner = &self.inner;
         let mut state = lock(&inner.state);
         state.flight = None;
+        let result = result.and_then(|(value, token)| match inner.current.load_full() {
+            // A refresh whose answer is no better than the cached token failed.
+            Some(current) if !state.swapped_in_flight && no_refresh(&token, &value, &current) => {
+                Err(TokenError::new(
+                    TokenErrorKind::Fetch,
+                    Some(STALE_ANSWER.into()),
+                ))
+            }
+            _ => Ok((value, token.remaining())),
+        });
         match result {
             Ok((value, remaining)) => {
                 state.failures = 0;
                 state.not_before = None;
+                state.unrecoverable = None;
+                state.last_error = None;
                 if state.swapped_in_flight {
                     // A token swapped in meanwhile wins: it was chosen by hand, after this
                     // fetch started.
@@ -127,11 +197,28 @@ impl FlightGuard {
                 );
                 Ok(current)
             }
-            Err(err) => {
-                inner.record_failure(&mut state, &err);
-                Err(err)
-            }
+            Err(err) => inner.fail(&mut state, err),
         }
+    }
+}
+
+const STALE_ANSWER: &str =
+    "the token source answered a token already expired, or the cached one again";
+
+/// Whether an answer is no refresh of `current`: a token already expired, or the same token
+/// again expiring no later (an intermediary answering from its own stale cache). A different
+/// token is a refresh even when it lives shorter: the provider may have shortened lifetimes.
+fn no_refresh(token: &Token, value: &HeaderValue, current: &Current) -> bool {
+    if token.already_expired() {
+        return true;
+    }
+    if *value != current.value {
+        return false;
+    }
+    match (token.remaining(), current.expires_at) {
+        (Some(remaining), Some(expires_at)) => Instant::now() + remaining <= expires_at,
+        (None, _) => true,
+        (Some(_), None) => false,
     }
 }
 
@@ -144,7 +231,8 @@ impl Drop for FlightGuard {
         if state.flight_id == self.id && state.flight.is_some() {
             state.flight = None;
             let err = TokenError::new(TokenErrorKind::Aborted, None);
-            self.inner.record_failure(&mut state, &err);
+            // Nobody waits for this result any more (the task is gone): only the state matters.
+            let _ = self.inner.fail(&mut state, err);
         }
     }
 }

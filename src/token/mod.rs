@@ -41,7 +41,7 @@ mod tests;
 
 pub(crate) use self::builder::Rejection;
 pub use self::builder::TokenCredentialBuilder;
-pub use self::credential::TokenCredential;
 pub(crate) use self::credential::{Acquire, Current, CurrentCell, Flight};
+pub use self::credential::{TokenCredential, TokenStatus, Window};
 pub use self::error::{TokenError, TokenErrorKind};
-pub use self::source::{Token, TokenSource};
+pub use self::source::{Token, TokenSource, Unrecoverable};

@@ -96,4 +96,46 @@ impl Token {
         }
         .filter(|remaining| !remaining.is_zero())
     }
+
+    /// Whether the source announced an expiry that has already passed: as a refresh of a cached
+    /// token, such an answer is a failure (with nothing cached, it is used as a token of
+    /// unknown expiry, since a skewed clock must not make every request refetch).
+    pub(crate) fn already_expired(&self) -> bool {
+        self.lifetime.is_some() && self.remaining().is_none()
+    }
+}
+
+/// A token source's error that retrying cannot fix: wrong client credentials, a revoked
+/// personal access key. Return it (`Err(Unrecoverable::new(err).into())`) and every waiting
+/// request gets a [`TokenError`](super::TokenError) of kind
+/// [`Unrecoverable`](super::TokenErrorKind::Unrecoverable) at once; the cached token, now
+/// worthless, is dropped; the error is remembered for a few seconds (see
+/// [`unrecoverable_hold`](super::TokenCredentialBuilder::unrecoverable_hold)) so that callers in
+/// a loop do not reach the endpoint again within them, and no long backoff follows, so a fixed
+/// configuration recovers within seconds. The presets use it for Akool's invalid-client codes
+/// and Polyteia's 401 and 403.
+#[derive(Debug)]
+pub struct Unrecoverable(BoxError);
+
+impl Unrecoverable {
+    /// Marks `err` as one that retrying cannot fix.
+    pub fn new(err: impl Into<BoxError>) -> Self {
+        Self(err.into())
+    }
+
+    pub(super) fn into_inner(self) -> BoxError {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Unrecoverable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Unrecoverable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }

@@ -114,7 +114,8 @@ async fn the_token_is_refreshed_ahead_of_expiry_while_requests_keep_using_it() {
     let (builder, mut fetches) =
         scripted((1..=2).map(|n| Ok(Token::new(format!("t{n}")).expires_in(lifetime))));
     let tokens = builder
-        .refresh_margin(Duration::from_secs(10))
+        .advisory_window(Duration::from_secs(10))
+        .mandatory_window(Duration::from_secs(1))
         .build()
         .unwrap();
     let started = Instant::now();
@@ -141,7 +142,9 @@ async fn a_failed_refresh_keeps_the_valid_token_and_retries_until_expiry() {
         Ok(Token::new("t2").expires_in(lifetime)),
     ]);
     let tokens = builder
-        .refresh_margin(Duration::from_secs(10))
+        .advisory_window(Duration::from_secs(10))
+        .mandatory_window(Duration::from_secs(1))
+        .stale_backoff(Duration::from_secs(2), Duration::from_secs(2))
         .build()
         .unwrap();
     let started = Instant::now();
@@ -154,16 +157,16 @@ async fn a_failed_refresh_keeps_the_valid_token_and_retries_until_expiry() {
         Some(1),
         "still valid, still served"
     );
-    assert_eq!(fetches.recv().await, Some(3)); // retried after 1 s backoff, fails
-    assert_eq!(started.elapsed(), Duration::from_secs(91));
-    assert_eq!(fetches.recv().await, Some(4)); // retried after 2 s, succeeds
-    assert_eq!(started.elapsed(), Duration::from_secs(93));
+    assert_eq!(fetches.recv().await, Some(3)); // retried after the 2 s backoff, fails
+    assert_eq!(started.elapsed(), Duration::from_secs(92));
+    assert_eq!(fetches.recv().await, Some(4)); // retried after 2 s more, succeeds
+    assert_eq!(started.elapsed(), Duration::from_secs(94));
     tokio::task::yield_now().await;
     assert_eq!(tokens.generation(), Some(2));
 }
 
 #[tokio::test(start_paused = true)]
-async fn past_the_real_expiry_requests_wait_for_a_fetch() {
+async fn without_static_stability_requests_wait_for_a_fetch_past_the_real_expiry() {
     let lifetime = Duration::from_secs(100);
     let (builder, _fetches) = scripted([
         Ok(Token::new("t1").expires_in(lifetime)),
@@ -174,8 +177,9 @@ async fn past_the_real_expiry_requests_wait_for_a_fetch() {
         Ok(Token::new("t2")),
     ]);
     let tokens = builder
-        .refresh_margin(Duration::from_secs(10))
-        .backoff(Duration::from_secs(4), Duration::from_secs(4))
+        .static_stability(false)
+        .advisory_window(Duration::from_secs(10))
+        .stale_backoff(Duration::from_secs(4), Duration::from_secs(4))
         .build()
         .unwrap();
     tokens.fetch().await.unwrap();
@@ -197,8 +201,10 @@ async fn swap_installs_a_token_from_elsewhere_and_invalid_ones_are_refused() {
     );
     assert_eq!(tokens.generation(), Some(1));
     assert_eq!(tokens.fetch_count(), 0);
+    // Invalidated, the token stays as a fallback, but the next request waits for a refresh.
     tokens.invalidate();
-    assert_eq!(tokens.generation(), None);
+    assert_eq!(tokens.generation(), Some(1));
+    assert!(matches!(tokens.acquire(), Acquire::Wait(_)));
 }
 
 #[tokio::test]
@@ -314,7 +320,7 @@ async fn a_token_swapped_in_during_a_fetch_is_not_overwritten_by_it() {
 #[tokio::test(start_paused = true)]
 async fn a_rejection_never_hands_back_a_newer_token_past_its_expiry() {
     let (builder, _fetches) = scripted([Ok(Token::new("t1")), Ok(Token::new("t3"))]);
-    let tokens = builder.refresh_margin(Duration::ZERO).build().unwrap();
+    let tokens = builder.build().unwrap();
     assert_eq!(tokens.fetch().await.unwrap(), 1);
     // Generation 2 arrives from elsewhere with a short life, and lives it out.
     let short = tokens

@@ -124,10 +124,13 @@ pin_project! {
         Buffering {
             buffering: Option<Box<Buffering<S, B>>>,
         },
-        // Waiting for the shared fetch of a token (none was cached, or it was rejected).
+        // Waiting for the shared fetch of a token (none was cached, or it was rejected). For a
+        // replay, the rejected answer is kept: should no new token come (static stability
+        // serves the rejected one while the endpoint fails), it is the answer.
         Waiting {
             flight: Flight,
             pending: Option<Box<Pending<S, B>>>,
+            rejected: Option<Box<Response<ResponseBody<ResBody>>>>,
         },
         // The token is known: waiting for the inner service to be ready. `None`: the request
         // goes without one (outside the credential's origins).
@@ -165,6 +168,7 @@ where
             Acquire::Wait(flight) => State::Waiting {
                 flight,
                 pending: Some(pending),
+                rejected: None,
             },
             Acquire::Refused(error) => State::Failed { error: Some(error) },
         }
@@ -266,6 +270,15 @@ where
         "token rejected; replaying the request once with a new token"
     );
     match tokens.reject(generation) {
+        // The same token: refreshing failed a moment ago and backs off. Sending it again
+        // would be rejected again.
+        Acquire::Ready(token) if token.generation == generation => {
+            tracing::debug!(
+                generation,
+                "no new token to replay with; handing back the API's answer"
+            );
+            Verdict::Answer(response)
+        }
         Acquire::Ready(token) => {
             pending.request = Some(copy);
             pending.replayed = true;
@@ -280,6 +293,7 @@ where
             Verdict::Next(State::Waiting {
                 flight,
                 pending: Some(pending),
+                rejected: Some(Box::new(response)),
             })
         }
         Acquire::Refused(error) => {
@@ -363,11 +377,28 @@ where
                     pending.request = Some(request);
                     State::acquire(pending)
                 }
-                StateProj::Waiting { flight, pending } => {
-                    let token = ready!(Pin::new(flight).poll(cx))?;
-                    State::Readying {
-                        token: Some(token),
-                        pending: pending.take(),
+                StateProj::Waiting {
+                    flight,
+                    pending,
+                    rejected,
+                } => {
+                    let fetched = ready!(Pin::new(flight).poll(cx));
+                    let same = |token: &Arc<Current>| {
+                        pending
+                            .as_ref()
+                            .is_some_and(|p| p.generation == token.generation)
+                    };
+                    match (fetched, rejected.take()) {
+                        // A replay with no new token: the rejection is the answer (see `judge`).
+                        (Ok(token), Some(rejected)) if same(&token) => {
+                            return Poll::Ready(Ok(*rejected));
+                        }
+                        (Err(_), Some(rejected)) => return Poll::Ready(Ok(*rejected)),
+                        (Err(err), None) => return Poll::Ready(Err(err.into())),
+                        (Ok(token), _) => State::Readying {
+                            token: Some(token),
+                            pending: pending.take(),
+                        },
                     }
                 }
                 StateProj::Readying { token, pending } => {

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use arc_swap::Cache;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use tower::{BoxError, Layer, Service};
 
@@ -222,7 +222,21 @@ impl<S> TokenAuth<S> {
         self.current
             .load()
             .as_ref()
-            .filter(|current| !current.expired())
+            .filter(|current| !current.refresh_due())
+    }
+
+    /// The token for a request, without waiting: the cached one, or, when it is due for a
+    /// refresh, whatever the credential says to use now (the same token while a failed refresh
+    /// backs off). `None`: the request must wait for a fetch.
+    #[inline]
+    fn token(&mut self) -> Option<(HeaderValue, u64)> {
+        if let Some(current) = self.usable() {
+            return Some((current.value.clone(), current.generation));
+        }
+        match self.tokens.acquire() {
+            Acquire::Ready(current) => Some((current.value.clone(), current.generation)),
+            Acquire::Wait(_) | Acquire::Refused(_) => None,
+        }
     }
 }
 
@@ -298,17 +312,15 @@ where
             return ResponseFuture::new(State::Failed { error: Some(err) });
         }
         let Some(limit) = self.replay else {
-            let Some(current) = self.usable() else {
+            let Some((value, _)) = self.token() else {
                 return self.prepare(request, None);
             };
-            let value = current.value.clone();
             self.tokens.rules().apply(value, request.headers_mut());
             return ResponseFuture::new(State::final_answer(self.inner.call(request)));
         };
-        let Some(current) = self.usable() else {
+        let Some((value, generation)) = self.token() else {
             return self.prepare(request, Some(limit));
         };
-        let (value, generation) = (current.value.clone(), current.generation);
         let copy = match try_copy_request(&request) {
             Some(copy) => Some(copy),
             None if rebuildable(&request, limit) => return self.prepare(request, Some(limit)),
