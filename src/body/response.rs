@@ -25,14 +25,18 @@ pin_project! {
     #[derive(Debug)]
     enum Inner<B> {
         Streaming { #[pin] body: B },
-        // Boxed: only a body that was read ahead gets here, and the box is what let the reader
-        // hand it over without requiring `Unpin`.
-        Peeked {
-            prefix: Option<Bytes>,
-            trailers: Option<HeaderMap>,
-            rest: Option<Pin<Box<B>>>,
-        },
+        // Boxed: only a body that was read ahead gets here, and a streaming body (every other
+        // response) stays the size of its inner body.
+        Peeked { peeked: Box<Peeked<B>> },
     }
+}
+
+/// A body read ahead: what was read, then the rest (`None` once it ended).
+#[derive(Debug)]
+struct Peeked<B> {
+    prefix: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> ResponseBody<B> {
@@ -48,12 +52,13 @@ impl<B> ResponseBody<B> {
         trailers: Option<HeaderMap>,
         rest: Option<Pin<Box<B>>>,
     ) -> Self {
+        let peeked = Box::new(Peeked {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            trailers,
+            rest,
+        });
         Self {
-            inner: Inner::Peeked {
-                prefix: (!prefix.is_empty()).then_some(prefix),
-                trailers,
-                rest,
-            },
+            inner: Inner::Peeked { peeked },
         }
     }
 }
@@ -75,11 +80,12 @@ impl<B: Body> Body for ResponseBody<B> {
             InnerProj::Streaming { body } => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|frame| frame.map(to_bytes))),
-            InnerProj::Peeked {
-                prefix,
-                trailers,
-                rest,
-            } => {
+            InnerProj::Peeked { peeked } => {
+                let Peeked {
+                    prefix,
+                    trailers,
+                    rest,
+                } = &mut **peeked;
                 if let Some(prefix) = prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(prefix))));
                 }
@@ -101,11 +107,12 @@ impl<B: Body> Body for ResponseBody<B> {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Streaming { body } => body.is_end_stream(),
-            Inner::Peeked {
-                prefix,
-                trailers,
-                rest,
-            } => {
+            Inner::Peeked { peeked } => {
+                let Peeked {
+                    prefix,
+                    trailers,
+                    rest,
+                } = &**peeked;
                 prefix.is_none()
                     && trailers.is_none()
                     && rest.as_ref().is_none_or(|rest| rest.is_end_stream())
@@ -116,7 +123,8 @@ impl<B: Body> Body for ResponseBody<B> {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Streaming { body } => body.size_hint(),
-            Inner::Peeked { prefix, rest, .. } => {
+            Inner::Peeked { peeked } => {
+                let Peeked { prefix, rest, .. } = &**peeked;
                 let read = prefix.as_ref().map_or(0, |prefix| prefix.len() as u64);
                 let Some(rest) = rest else {
                     return SizeHint::with_exact(read);

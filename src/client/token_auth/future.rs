@@ -108,8 +108,13 @@ pin_project! {
         S: Service<Request<B>>,
         B: Body,
     {
+        // Sent, and the answer is final (replay off, or no token attached): the cached path.
+        Final {
+            #[pin]
+            future: S::Future,
+        },
         // Sent. With `pending`, the answer is judged and a rejection replayed once; without,
-        // it is final (replay off, or no token attached).
+        // it is final.
         Sent {
             #[pin]
             future: S::Future,
@@ -152,10 +157,7 @@ where
     B: Body,
 {
     pub(super) fn final_answer(future: S::Future) -> Self {
-        State::Sent {
-            future,
-            pending: None,
-        }
+        State::Final { future }
     }
 
     /// Gets a token for `pending`'s request: ready now, or a fetch to wait for.
@@ -320,6 +322,10 @@ where
         loop {
             let mut this = self.as_mut().project();
             let next = match this.state.as_mut().project() {
+                StateProj::Final { future } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::streaming)));
+                }
                 StateProj::Sent { future, pending } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
                     let Some(pending) = pending.take().filter(|pending| pending.judge) else {

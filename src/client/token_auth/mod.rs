@@ -217,7 +217,7 @@ impl<S> TokenAuth<S> {
     }
 
     /// Whether the cached token may be sent now.
-    #[inline]
+    #[inline(always)]
     fn usable(&mut self) -> Option<&Arc<Current>> {
         self.current
             .load()
@@ -228,11 +228,17 @@ impl<S> TokenAuth<S> {
     /// The token for a request, without waiting: the cached one, or, when it is due for a
     /// refresh, whatever the credential says to use now (the same token while a failed refresh
     /// backs off). `None`: the request must wait for a fetch.
-    #[inline]
+    #[inline(always)]
     fn token(&mut self) -> Option<(HeaderValue, u64)> {
-        if let Some(current) = self.usable() {
-            return Some((current.value.clone(), current.generation));
+        match self.usable() {
+            Some(current) => Some((current.value.clone(), current.generation)),
+            None => self.token_due(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn token_due(&self) -> Option<(HeaderValue, u64)> {
         match self.tokens.acquire() {
             Acquire::Ready(current) => Some((current.value.clone(), current.generation)),
             Acquire::Wait(_) | Acquire::Refused(_) => None,
@@ -292,24 +298,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let failed = match std::mem::replace(&mut self.wait, Wait::Nothing) {
-            Wait::Failed(err) => Some(err),
-            _ => None,
-        };
-        if !self.tokens.rules().permits(request.uri()) {
-            if failed.is_some() {
-                // The inner service was not made ready for the failed token; this request
-                // needs no token, so it is sent once a clone is ready.
-                let pending = Pending::new(self.release(), &self.tokens, request, None, false);
-                return ResponseFuture::new(State::Readying {
-                    token: None,
-                    pending: Some(pending),
-                });
-            }
-            return ResponseFuture::new(State::final_answer(self.inner.call(request)));
+        if !matches!(self.wait, Wait::Nothing) {
+            return self.after_wait(request);
         }
-        if let Some(err) = failed {
-            return ResponseFuture::new(State::Failed { error: Some(err) });
+        if !self.tokens.rules().permits(request.uri()) {
+            return ResponseFuture::new(State::final_answer(self.inner.call(request)));
         }
         let Some(limit) = self.replay else {
             let Some((value, _)) = self.token() else {
@@ -354,6 +347,32 @@ impl<S: Clone> TokenAuth<S> {
         let unready = self.inner.clone();
         drop(std::mem::replace(&mut self.inner, unready.clone()));
         unready
+    }
+
+    /// A call after `poll_ready` found the fetch failed (or a fetch under way, for a caller
+    /// that did not wait for readiness): out of line, so the cached path stays small.
+    #[cold]
+    #[inline(never)]
+    fn after_wait<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B, ResBody>
+    where
+        S: Service<Request<B>>,
+        B: Body + 'static,
+        ResBody: Body,
+    {
+        let wait = std::mem::replace(&mut self.wait, Wait::Nothing);
+        if !self.tokens.rules().permits(request.uri()) {
+            // The inner service was not made ready; this request needs no token, so it is sent
+            // once a clone is ready.
+            let pending = Pending::new(self.release(), &self.tokens, request, None, false);
+            return ResponseFuture::new(State::Readying {
+                token: None,
+                pending: Some(pending),
+            });
+        }
+        match wait {
+            Wait::Failed(error) => ResponseFuture::new(State::Failed { error: Some(error) }),
+            Wait::Fetch(_) | Wait::Nothing => self.prepare(request, self.replay),
+        }
     }
 
     /// The rare path, kept out of line so the cached path stays small: the request must wait
