@@ -11,7 +11,9 @@
 //! ```
 //!
 //! It asks for `GET {base}/api/open/v3/faceswap/quota/info`, prints the classified outcome and
-//! the credit (never a key or a token), and exits non-zero when the call fails.
+//! the credit (never a key or a token), and exits non-zero when the call fails. Against the
+//! stand-in it then has the token expire (Akool's code 1101 in an HTTP 200) and asks again: one
+//! refetch, one replay, a success.
 
 #[path = "shared/live.rs"]
 mod live;
@@ -68,8 +70,19 @@ async fn run() -> Result<Outcome, BoxError> {
                 .base_url(&base_url)
                 .build(http.clone())?;
             let client = classify.token_auth(tokens.clone()).service(http);
-            let answer = live::call(client, request()?).await?;
+            let answer = live::call(client.clone(), request()?).await?;
             println!("token fetches: {}", tokens.fetch_count());
+            if let Some(server) = &stand_in {
+                // The stand-in now answers that token with code 1101 in an HTTP 200: the layer
+                // reads it from the answer, fetches one new token and replays the request once.
+                println!("The stand-in expires the token (code 1101 in an HTTP 200)");
+                server.expire_tokens();
+                let answer = live::call(client, request()?).await?;
+                println!("token fetches: {}", tokens.fetch_count());
+                if tokens.fetch_count() != 2 || !answer.0.is_success() {
+                    return Err("the expired token was not replaced by exactly one refetch".into());
+                }
+            }
             answer
         }
     };

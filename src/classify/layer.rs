@@ -238,7 +238,7 @@ fn finish<B, C: Classifier>(
 }
 
 /// One event per failure: provider, status and code; never headers or bodies.
-pub(crate) fn trace_failure(provider: &'static str, outcome: &Outcome) {
+fn trace_failure(provider: &'static str, outcome: &Outcome) {
     let status = outcome.status().as_u16();
     let code = outcome.code();
     let kind = outcome.kind();

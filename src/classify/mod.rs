@@ -57,7 +57,6 @@ mod policy;
 pub(crate) use self::classifier::is_json;
 pub use self::classifier::{Classifier, EnvelopeClassifier, StatusClassifier, Then};
 pub use self::error::{ClassifiedError, error_for_outcome};
-pub(crate) use self::layer::trace_failure;
 pub use self::layer::{Classify, ClassifyLayer, DEFAULT_BODY_LIMIT, ResponseFuture};
 pub use self::outcome::{Outcome, OutcomeKind};
 pub use self::policy::RetryPolicy;

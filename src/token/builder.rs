@@ -98,14 +98,11 @@ impl Rejection {
             .is_some_and(|classifier| classifier.wants_body(head))
     }
 
-    /// The classifier's verdict on a response, or `None` without a classifier.
+    /// The classifier's verdict on a response, or `None` without a classifier. Not traced
+    /// here: a rejection the layer replays is its own `debug` event, and a `ClassifyLayer`
+    /// reports the answers that reach the caller.
     pub(crate) fn classify(&self, head: &Parts, body: Option<&[u8]>) -> Option<Outcome> {
-        let classifier = self.classifier.as_ref()?;
-        let outcome = classifier.classify(head, body);
-        if !outcome.is_success() {
-            crate::classify::trace_failure(classifier.provider(), &outcome);
-        }
-        Some(outcome)
+        Some(self.classifier.as_ref()?.classify(head, body))
     }
 }
 
