@@ -224,3 +224,37 @@ async fn polyteia_exchanges_the_key_and_learns_the_expiry() {
     assert_eq!(exchange.status, 401);
     assert!(!err.to_string().contains("pak_wrong"));
 }
+
+/// A token flow that could never succeed fails at `build`, not at the first request, and says
+/// what is wrong without the value.
+#[test]
+fn token_flows_check_their_client_credentials_at_build() {
+    use tower_api_auth::CredentialError;
+    let cases = [
+        (
+            akool::client_credentials("", "secret").build(client()),
+            CredentialError::EmptyClientId,
+        ),
+        (
+            akool::client_credentials("  ", "secret").build(client()),
+            CredentialError::EmptyClientId,
+        ),
+        (
+            akool::client_credentials("id", "").build(client()),
+            CredentialError::EmptySecret,
+        ),
+        (
+            akool::client_credentials("id", "bad SECRET").build(client()),
+            CredentialError::Whitespace { at: 3 },
+        ),
+        (
+            polyteia::key_exchange("").build(client()),
+            CredentialError::EmptySecret,
+        ),
+    ];
+    for (built, expected) in cases {
+        let err = built.unwrap_err();
+        assert_eq!(err, expected);
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+}
