@@ -254,7 +254,13 @@ impl TokenCredential {
                 .as_ref()
                 .and_then(|current| current.advisory_at)
                 .map(|at| at.saturating_duration_since(now)),
-            fetch_not_before: state.not_before.filter(|at| *at > now).map(|at| at - now),
+            fetch_not_before: state
+                .not_before
+                .into_iter()
+                .chain(state.unrecoverable.as_ref().map(|(_, until)| *until))
+                .filter(|at| *at > now)
+                .max()
+                .map(|at| at - now),
             last_error: state.last_error.clone(),
         }
     }
@@ -327,7 +333,8 @@ pub struct TokenStatus {
     pub window: Window,
     /// How long until the advisory window begins (zero once it has), when the expiry is known.
     pub advisory_in: Option<Duration>,
-    /// How long until the next fetch may start, while a failed one backs off.
+    /// How long until the next fetch may start, while a failed one backs off (or an
+    /// unrecoverable error is held).
     pub fetch_not_before: Option<Duration>,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<TokenError>,
@@ -392,8 +399,10 @@ impl Inner {
         }
         if !self.config.static_stability && current.expired(now) {
             // Without static stability an expired token is never sent: drop it (every writer
-            // holds the state lock, so it is still the one just loaded) and wait for a fetch.
+            // holds the state lock, so it is still the one just loaded) and wait for a fetch,
+            // which follows the short backoff of an empty cache, not a failed refresh's.
             self.clear(state);
+            state.not_before = None;
             return Acquire::Wait(self.start_flight(state, false));
         }
         if let Some(flight) = &state.flight {

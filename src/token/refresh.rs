@@ -39,6 +39,9 @@ impl Inner {
         let mut state = lock(&self.state);
         if self.holds(generation) {
             self.clear(&mut state);
+            // Nothing is cached now: the next fetch follows the short backoff of an empty
+            // cache, not the long one of a failed refresh.
+            state.not_before = None;
             tracing::debug!(
                 generation,
                 "access token expired before a refresh succeeded"

@@ -106,7 +106,8 @@ impl Token {
 }
 
 /// A token source's error that retrying cannot fix: wrong client credentials, a revoked
-/// personal access key. Return it (`Err(Unrecoverable::new(err).into())`) and every waiting
+/// personal access key. Return it (`Err(Unrecoverable::new(err).into())`, into a
+/// [`tower::BoxError`]) and every waiting
 /// request gets a [`TokenError`](super::TokenError) of kind
 /// [`Unrecoverable`](super::TokenErrorKind::Unrecoverable) at once; the cached token, now
 /// worthless, is dropped; the error is remembered for a few seconds (see

@@ -331,3 +331,45 @@ async fn a_rejection_never_hands_back_a_newer_token_past_its_expiry() {
     // A late rejection of generation 1 must not be answered with the expired generation 2.
     assert_eq!(tokens.rejected(1).await.unwrap(), 3);
 }
+
+/// Without static stability, a token dropped at its expiry leaves an empty cache: the next
+/// request fetches at once (and fails at once while the endpoint fails), instead of waiting out
+/// the long backoff of the refresh that failed before the expiry.
+#[tokio::test(start_paused = true)]
+async fn without_static_stability_a_dropped_token_does_not_inherit_the_refresh_backoff() {
+    let lifetime = Duration::from_secs(100);
+    let (builder, mut fetches) = scripted([
+        Ok(Token::new("t1").expires_in(lifetime)),
+        Err("down"),
+        Err("down"),
+        Ok(Token::new("t2")),
+    ]);
+    let tokens = builder.static_stability(false).build().unwrap();
+    tokens.fetch().await.unwrap();
+    fetches.recv().await.unwrap();
+    // The background refresh fails in the advisory window and backs off for minutes.
+    assert_eq!(fetches.recv().await, Some(2));
+    tokio::time::sleep_until(Instant::now() + lifetime).await;
+    let_due_timers_fire().await;
+    assert_eq!(tokens.generation(), None, "dropped at its expiry");
+
+    let asked = Instant::now();
+    let err = tokens.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Fetch);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The empty cache's short backoff (1 s in these tests), then a token.
+    assert_eq!(tokens.fetch().await.unwrap(), 2);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+async fn let_due_timers_fire() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}

@@ -148,8 +148,9 @@ impl fmt::Debug for TokenAuthLayer {
 ///   cannot deadlock. A failed fetch is not a `poll_ready` error (a `Buffer` would take it as
 ///   fatal): it comes back from the next call's future.
 /// - With a token cached, a request costs a cached pointer check, a header insert, a clock read
-///   when the token's expiry is known (a token past it is never sent) and, with replay on, a
-///   copy of the request for the replay.
+///   when the token's expiry is known (in its mandatory window the request waits for the
+///   refresh; past its expiry a token is sent only while refreshing fails, under static
+///   stability) and, with replay on, a copy of the request for the replay.
 /// - On a rejection (a `401`, or the credential's
 ///   [`classifier`](crate::token::TokenCredentialBuilder::classifier) verdict, read here from
 ///   the response), the token's generation is reported to the [`TokenCredential`] (one refetch
