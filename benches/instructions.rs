@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, Full};
 use tower::retry::{Policy, RetryLayer};
 use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, EnvelopeClassifier, StatusClassifier, Then};
+use tower_api_auth::client::AttachTokenLayer;
 use tower_api_auth::providers::akool;
 use tower_api_auth::server::{
     KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
@@ -184,6 +185,7 @@ library_benchmark_group!(
 // tokens: a cached token against the static layer and `tower::retry` copying each request.
 
 type TokenAuth = <TokenAuthLayer as Layer<Bare>>::Service;
+type AttachToken = <AttachTokenLayer as Layer<Bare>>::Service;
 type RetryCopying = <RetryLayer<CopyForRetry> as Layer<Auth>>::Service;
 
 /// What `tower::retry` needs to retry a request once: a copy taken before it is sent. Never
@@ -265,7 +267,7 @@ fn setup_retry_copying() -> Input<RetryCopying> {
     warmed(service, token_request)
 }
 
-fn setup_no_replay() -> Input<TokenAuth> {
+fn setup_no_replay() -> Input<AttachToken> {
     let tokens = cached(Token::new("cached-token"));
     let service = TokenAuthLayer::new(tokens).without_replay().layer(Bare);
     warmed(service, token_request)
@@ -276,7 +278,7 @@ fn setup_replay() -> Input<TokenAuth> {
     warmed(TokenAuthLayer::new(tokens).layer(Bare), token_request)
 }
 
-fn setup_expiry_known() -> Input<TokenAuth> {
+fn setup_expiry_known() -> Input<AttachToken> {
     let token = Token::new("cached-token").expires_in(Duration::from_secs(3600));
     let tokens = cached(token);
     let service = TokenAuthLayer::new(tokens).without_replay().layer(Bare);
@@ -297,13 +299,13 @@ fn static_layer(input: Input<Auth>) -> Auth {
 
 #[library_benchmark]
 #[bench::request(setup = setup_no_replay)]
-fn cached_no_replay(input: Input<TokenAuth>) -> TokenAuth {
+fn cached_no_replay(input: Input<AttachToken>) -> AttachToken {
     one_request(input)
 }
 
 #[library_benchmark]
 #[bench::request(setup = setup_expiry_known)]
-fn cached_expiry_known(input: Input<TokenAuth>) -> TokenAuth {
+fn cached_expiry_known(input: Input<AttachToken>) -> AttachToken {
     one_request(input)
 }
 

@@ -33,12 +33,11 @@ use support::Served;
 use tower::buffer::Buffer;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::retry::RetryLayer;
-use tower::util::BoxCloneService;
+use tower::util::{BoxCloneService, BoxCloneSyncService};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::body::ResponseBody;
 use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::providers::akool;
-use tower_api_auth::{ServiceBuilderExt, TokenAuth, TokenAuthLayer, TokenCredential};
+use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer, TokenCredential};
 use tower_http::follow_redirect::FollowRedirectLayer;
 use tower_http::trace::TraceLayer;
 
@@ -472,26 +471,30 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
     let stand_in = StandIn::start(Some(rejection)).await;
     let base = stand_in.base_url();
     let tokens = tokens(protocol.client::<Full<Bytes>>(), &base);
-    let layer = match replay {
-        true => TokenAuthLayer::new(tokens.clone()),
-        false => TokenAuthLayer::new(tokens.clone()).without_replay(),
-    };
     let body = request_json(&format!("{kind:?}"));
     let url = format!("{base}{API_PATH}");
     let data = body.clone();
     let response = match kind {
-        BodyKind::AxumBody => send(layer, protocol, &url, axum::body::Body::from(data)).await,
+        BodyKind::AxumBody => {
+            let body = axum::body::Body::from(data);
+            send(&tokens, replay, protocol, &url, body).await
+        }
         BodyKind::Either => {
             let either: Either<Full<Bytes>, Empty<Bytes>> = Either::Left(Full::new(data));
-            send(layer, protocol, &url, either).await
+            send(&tokens, replay, protocol, &url, either).await
         }
-        BodyKind::Limited => send(layer, protocol, &url, Limited::new(Full::new(data), 1024)).await,
+        BodyKind::Limited => {
+            let body = Limited::new(Full::new(data), 1024);
+            send(&tokens, replay, protocol, &url, body).await
+        }
         BodyKind::IncomingProxy => {
-            let proxy = IncomingProxy::start(layer.layer(protocol.client()), base.clone()).await;
+            let api = token_api(&tokens, replay, protocol.client());
+            let proxy = IncomingProxy::start(api, base.clone()).await;
             post_plain(&format!("{}{API_PATH}", proxy.base_url), data).await
         }
         BodyKind::AxumProxy => {
-            let proxy = axum_proxy(layer.layer(protocol.client()), base.clone()).await;
+            let proxy =
+                axum_proxy(token_api(&tokens, replay, protocol.client()), base.clone()).await;
             post_plain(&proxy.url(API_PATH), data).await
         }
     };
@@ -559,14 +562,54 @@ async fn body_cell(kind: BodyKind, replay: bool, rejection: Rejection, protocol:
 }
 
 /// Sends one request with a body of type `B` through `layer` over a hyper-util client.
-async fn send<B>(layer: TokenAuthLayer, protocol: Protocol, url: &str, body: B) -> Answer
+async fn send<B>(
+    tokens: &TokenCredential,
+    replay: bool,
+    protocol: Protocol,
+    url: &str,
+    body: B,
+) -> Answer
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let api = layer.layer(protocol.client::<B>());
+    let api = token_api(tokens, replay, protocol.client::<B>());
     read(api.oneshot(json_post(url, body)).await).await
+}
+
+/// A client behind the token layer, replay on (`TokenAuthLayer`) or off (`AttachTokenLayer`,
+/// which answers the client's own response), with one type for both.
+type TokenApi<B> =
+    BoxCloneSyncService<Request<B>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
+
+fn token_api<B>(
+    tokens: &TokenCredential,
+    replay: bool,
+    client: Client<HttpConnector, B>,
+) -> TokenApi<B>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn boxed<R: Body<Data = Bytes> + Send + 'static>(
+        response: Response<R>,
+    ) -> Response<UnsyncBoxBody<Bytes, BoxError>>
+    where
+        R::Error: Into<BoxError>,
+    {
+        response.map(|body| body.map_err(Into::into).boxed_unsync())
+    }
+    if replay {
+        let api = TokenAuthLayer::new(tokens.clone()).layer(client);
+        BoxCloneSyncService::new(api.map_response(boxed))
+    } else {
+        let api = TokenAuthLayer::new(tokens.clone())
+            .without_replay()
+            .layer(client);
+        BoxCloneSyncService::new(api.map_response(boxed))
+    }
 }
 
 // --- The Akool stand-in -------------------------------------------------------------------------
@@ -756,7 +799,7 @@ struct IncomingProxy {
 }
 
 impl IncomingProxy {
-    async fn start(api: TokenAuth<Client<HttpConnector, Incoming>>, upstream: String) -> Self {
+    async fn start(api: TokenApi<Incoming>, upstream: String) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let accept = tokio::spawn(async move {
@@ -783,10 +826,7 @@ impl Drop for IncomingProxy {
 
 /// An axum server whose handler forwards each request, body `axum::body::Body` as received,
 /// through `api` to `upstream`.
-async fn axum_proxy(
-    api: TokenAuth<Client<HttpConnector, axum::body::Body>>,
-    upstream: String,
-) -> Served {
+async fn axum_proxy(api: TokenApi<axum::body::Body>, upstream: String) -> Served {
     let handler = move |request: axum::extract::Request| {
         let forwarded = forward(api.clone(), &upstream, request);
         async move {
@@ -801,10 +841,10 @@ async fn axum_proxy(
 
 /// Sends `request` to the same path on `upstream` through `api`.
 fn forward<B>(
-    api: TokenAuth<Client<HttpConnector, B>>,
+    api: TokenApi<B>,
     upstream: &str,
     mut request: Request<B>,
-) -> impl Future<Output = Result<Response<ResponseBody<Incoming>>, BoxError>> + use<B>
+) -> impl Future<Output = Result<Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>> + use<B>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,

@@ -16,4 +16,4 @@ pub mod token_auth;
 pub use self::auth::{Auth, AuthLayer};
 #[cfg(feature = "follow-redirect")]
 pub use self::redirect::KeepCredentialHome;
-pub use self::token_auth::{TokenAuth, TokenAuthLayer};
+pub use self::token_auth::{AttachToken, AttachTokenLayer, TokenAuth, TokenAuthLayer};

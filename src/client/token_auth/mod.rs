@@ -48,21 +48,22 @@
 //! ```
 
 use std::fmt;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use arc_swap::Cache;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tower::{BoxError, Layer, Service};
 
+pub use self::attach::{AttachFuture, AttachToken, AttachTokenLayer};
 pub use self::future::ResponseFuture;
 use self::future::{Pending, State};
+use self::gate::{Blocked, TokenGate, release};
 use crate::body::{ResponseBody, can_rebuild, try_copy_request};
-use crate::token::{Acquire, Current, CurrentCell, Flight, TokenCredential, TokenError};
+use crate::token::TokenCredential;
 
+mod attach;
 mod future;
+mod gate;
 
 /// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
 /// requests.
@@ -71,8 +72,8 @@ mod future;
 #[derive(Clone)]
 pub struct TokenAuthLayer {
     tokens: TokenCredential,
-    /// `None`: no replay. `Some(limit)`: replay, buffering bodies up to `limit` bytes to do so.
-    replay: Option<usize>,
+    /// Bodies that cannot be copied are buffered up to this many bytes, to be replayable.
+    replay: usize,
 }
 
 /// By default, bodies that cannot be copied are read into memory up to this size to be
@@ -89,16 +90,16 @@ impl TokenAuthLayer {
     pub fn new(tokens: TokenCredential) -> Self {
         Self {
             tokens,
-            replay: Some(DEFAULT_REPLAY_BUFFER_LIMIT),
+            replay: DEFAULT_REPLAY_BUFFER_LIMIT,
         }
     }
 
-    /// Attaches tokens only: no request is copied for a replay, no response is looked at, and
-    /// a rejection is the caller's to handle (see [`TokenCredential::rejected`]). The cheapest
+    /// Attaches tokens only ([`AttachTokenLayer`]): no request is copied for a replay, no
+    /// response is looked at, the inner service's response comes back untouched, and a
+    /// rejection is the caller's to handle (see [`TokenCredential::rejected`]). The cheapest
     /// setting, for tokens whose expiry is known and refreshed ahead.
-    pub fn without_replay(mut self) -> Self {
-        self.replay = None;
-        self
+    pub fn without_replay(self) -> AttachTokenLayer {
+        AttachTokenLayer::new(self.tokens)
     }
 
     /// A request body that cannot be copied but can be rebuilt from bytes (`BoxBody`,
@@ -107,10 +108,9 @@ impl TokenAuthLayer {
     /// be replayed. A larger or unsized one, or a body of any other type (`hyper::body::Incoming`
     /// in a proxy, say), is sent once as it streams, and a rejection of its token is reported
     /// (the next requests get a new token) and handed back as the API's response. `0` buffers
-    /// nothing. Setting a limit turns replay on, undoing an earlier
-    /// [`without_replay`](Self::without_replay).
+    /// nothing.
     pub fn replay_buffer_limit(mut self, limit: usize) -> Self {
-        self.replay = Some(limit);
+        self.replay = limit;
         self
     }
 }
@@ -120,11 +120,9 @@ impl<S> Layer<S> for TokenAuthLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         TokenAuth {
-            current: self.tokens.cached(),
             inner,
-            tokens: self.tokens.clone(),
+            gate: TokenGate::new(self.tokens.clone()),
             replay: self.replay,
-            wait: Wait::Nothing,
         }
     }
 }
@@ -133,7 +131,7 @@ impl fmt::Debug for TokenAuthLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenAuthLayer")
             .field("tokens", &self.tokens)
-            .field("replay", &self.replay)
+            .field("replay_buffer_limit", &self.replay)
             .finish()
     }
 }
@@ -158,35 +156,20 @@ impl fmt::Debug for TokenAuthLayer {
 ///   with the new token. A second rejection is handed back as the API's response, never a
 ///   loop; so is the rejection of a request whose body cannot be copied.
 ///
-/// Errors are the inner service's, boxed, or a [`TokenError`] when no token could be had. See
+/// Errors are the inner service's, boxed, or a [`TokenError`](crate::TokenError) when no token could be had. See
 /// the [module docs](self) for an example.
 pub struct TokenAuth<S> {
     inner: S,
-    tokens: TokenCredential,
-    current: Cache<CurrentCell, Option<Arc<Current>>>,
-    replay: Option<usize>,
-    wait: Wait,
-}
-
-/// What `poll_ready` found about the token.
-enum Wait {
-    /// Nothing pending: a token was cached when the service was last made ready.
-    Nothing,
-    /// Waiting for the shared fetch.
-    Fetch(Flight),
-    /// The fetch failed: the next call answers with this error, without the inner service.
-    Failed(TokenError),
+    gate: TokenGate,
+    replay: usize,
 }
 
 impl<S: Clone> Clone for TokenAuth<S> {
     fn clone(&self) -> Self {
-        // A clone is not ready, as in every tower service: it waits for its own token.
         Self {
             inner: self.inner.clone(),
-            tokens: self.tokens.clone(),
-            current: self.current.clone(),
+            gate: self.gate.clone(),
             replay: self.replay,
-            wait: Wait::Nothing,
         }
     }
 }
@@ -216,43 +199,14 @@ impl<S> TokenAuth<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-
-    /// Whether the cached token may be sent now.
-    #[inline(always)]
-    fn usable(&mut self) -> Option<&Arc<Current>> {
-        self.current
-            .load()
-            .as_ref()
-            .filter(|current| !current.refresh_due())
-    }
-
-    /// The token for a request, without waiting: the cached one, or, when it is due for a
-    /// refresh, whatever the credential says to use now (the same token while a failed refresh
-    /// backs off). `None`: the request must wait for a fetch.
-    #[inline(always)]
-    fn token(&mut self) -> Option<(HeaderValue, u64)> {
-        match self.usable() {
-            Some(current) => Some((current.value.clone(), current.generation)),
-            None => self.token_due(),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn token_due(&self) -> Option<(HeaderValue, u64)> {
-        match self.tokens.acquire() {
-            Acquire::Ready(current) => Some((current.value.clone(), current.generation)),
-            Acquire::Wait(_) | Acquire::Refused(_) => None,
-        }
-    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for TokenAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenAuth")
             .field("inner", &self.inner)
-            .field("tokens", &self.tokens)
-            .field("replay", &self.replay)
+            .field("tokens", &self.gate.tokens)
+            .field("replay_buffer_limit", &self.replay)
             .finish()
     }
 }
@@ -272,57 +226,32 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // First a token, then the inner service: capacity is taken only once it can be used.
-        loop {
-            match &mut self.wait {
-                Wait::Failed(_) => return Poll::Ready(Ok(())),
-                Wait::Fetch(flight) => match ready!(Pin::new(flight).poll(cx)) {
-                    // Fetched: look at the cache again (the token may be gone already).
-                    Ok(_) => self.wait = Wait::Nothing,
-                    Err(err) => {
-                        self.wait = Wait::Failed(err);
-                        return Poll::Ready(Ok(()));
-                    }
-                },
-                Wait::Nothing => {
-                    if self.usable().is_some() {
-                        break;
-                    }
-                    self.wait = match self.tokens.acquire() {
-                        Acquire::Ready(_) => break,
-                        Acquire::Wait(flight) => Wait::Fetch(flight),
-                        Acquire::Refused(err) => Wait::Failed(err),
-                    };
-                }
-            }
+        ready!(self.gate.poll_token(cx));
+        if self.gate.blocked() {
+            return Poll::Ready(Ok(()));
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !matches!(self.wait, Wait::Nothing) {
+        if self.gate.blocked() {
             return self.after_wait(request);
         }
-        if !self.tokens.rules().permits(request.uri()) {
+        if !self.gate.tokens.rules().permits(request.uri()) {
             return ResponseFuture::new(State::final_answer(self.inner.call(request)));
         }
-        let Some(limit) = self.replay else {
-            let Some((value, _)) = self.token() else {
-                return self.prepare(request, None);
-            };
-            self.tokens.rules().apply(value, request.headers_mut());
-            return ResponseFuture::new(State::final_answer(self.inner.call(request)));
-        };
-        let Some((value, generation)) = self.token() else {
-            return self.prepare(request, Some(limit));
+        let Some((value, generation)) = self.gate.token() else {
+            return self.prepare(request);
         };
         let copy = match try_copy_request(&request) {
             Some(copy) => Some(copy),
-            None if rebuildable(&request, limit) => return self.prepare(request, Some(limit)),
+            None if rebuildable(&request, self.replay) => return self.prepare(request),
             // Sent once; a rejection is reported and handed back.
             None => None,
         };
-        self.tokens.rules().apply(value, request.headers_mut());
-        let pending = Pending::sent(self.inner.clone(), &self.tokens, copy, generation);
+        let tokens = &self.gate.tokens;
+        tokens.rules().apply(value, request.headers_mut());
+        let pending = Pending::sent(self.inner.clone(), tokens, copy, generation);
         ResponseFuture::new(State::Sent {
             future: self.inner.call(request),
             pending: Some(pending),
@@ -341,15 +270,6 @@ fn rebuildable<B: Body + 'static>(request: &Request<B>, limit: usize) -> bool {
 }
 
 impl<S: Clone> TokenAuth<S> {
-    /// Gives up the readiness of the inner service and returns an unready clone: what a
-    /// request that must wait (for a token, for its body) holds, so that nothing reserved in
-    /// `poll_ready` (a `Buffer` slot, a `ConcurrencyLimit` permit) is held while it waits.
-    fn release(&mut self) -> S {
-        let unready = self.inner.clone();
-        drop(std::mem::replace(&mut self.inner, unready.clone()));
-        unready
-    }
-
     /// A call after `poll_ready` found the fetch failed (or a fetch under way, for a caller
     /// that did not wait for readiness): out of line, so the cached path stays small.
     #[cold]
@@ -360,19 +280,20 @@ impl<S: Clone> TokenAuth<S> {
         B: Body + 'static,
         ResBody: Body,
     {
-        let wait = std::mem::replace(&mut self.wait, Wait::Nothing);
-        if !self.tokens.rules().permits(request.uri()) {
+        let blocked = self.gate.take_blocked();
+        if !self.gate.tokens.rules().permits(request.uri()) {
             // The inner service was not made ready; this request needs no token, so it is sent
             // once a clone is ready.
-            let pending = Pending::new(self.release(), &self.tokens, request, None, false);
+            let inner = release(&mut self.inner);
+            let pending = Pending::new(inner, &self.gate.tokens, request, None, false);
             return ResponseFuture::new(State::Readying {
                 token: None,
                 pending: Some(pending),
             });
         }
-        match wait {
-            Wait::Failed(error) => ResponseFuture::new(State::Failed { error: Some(error) }),
-            Wait::Fetch(_) | Wait::Nothing => self.prepare(request, self.replay),
+        match blocked {
+            Blocked::Failed(error) => ResponseFuture::new(State::Failed { error: Some(error) }),
+            Blocked::Waiting => self.prepare(request),
         }
     }
 
@@ -381,27 +302,19 @@ impl<S: Clone> TokenAuth<S> {
     /// `poll_ready`, or the token was dropped since).
     #[cold]
     #[inline(never)]
-    fn prepare<B, ResBody>(
-        &mut self,
-        request: Request<B>,
-        replay: Option<usize>,
-    ) -> ResponseFuture<S, B, ResBody>
+    fn prepare<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B, ResBody>
     where
         S: Service<Request<B>>,
         B: Body + 'static,
         ResBody: Body,
     {
-        let inner = self.release();
-        let tokens = &self.tokens;
-        let Some(limit) = replay else {
-            let pending = Pending::new(inner, tokens, request, None, false);
-            return ResponseFuture::new(State::acquire(pending));
-        };
+        let inner = release(&mut self.inner);
+        let tokens = &self.gate.tokens;
         if let Some(copy) = try_copy_request(&request) {
             let pending = Pending::new(inner, tokens, request, Some(copy), true);
             return ResponseFuture::new(State::acquire(pending));
         }
-        if rebuildable(&request, limit) {
+        if rebuildable(&request, self.replay) {
             return ResponseFuture::new(State::buffering(inner, tokens, request));
         }
         let pending = Pending::new(inner, tokens, request, None, true);

@@ -1,0 +1,274 @@
+//! [`TokenAuthLayer::without_replay`](super::TokenAuthLayer::without_replay): the token
+//! attached, nothing else. The inner service's response comes back as it is, so the cached path
+//! costs what the static credential's does, plus the token's cache check.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::Request;
+use pin_project_lite::pin_project;
+use tower::{BoxError, Layer, Service};
+
+use super::gate::{Blocked, TokenGate, release};
+use crate::token::{Acquire, Current, Flight, TokenCredential, TokenError};
+
+/// Layer that applies [`AttachToken`]: a [`TokenCredential`]'s token on every request bound for
+/// its origins, without replay; see
+/// [`TokenAuthLayer::without_replay`](super::TokenAuthLayer::without_replay).
+#[derive(Clone)]
+pub struct AttachTokenLayer {
+    tokens: TokenCredential,
+}
+
+impl AttachTokenLayer {
+    /// Attaches the tokens of `tokens`; a rejection is the caller's to handle.
+    pub fn new(tokens: TokenCredential) -> Self {
+        Self { tokens }
+    }
+}
+
+impl<S> Layer<S> for AttachTokenLayer {
+    type Service = AttachToken<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AttachToken {
+            inner,
+            gate: TokenGate::new(self.tokens.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for AttachTokenLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachTokenLayer")
+            .field("tokens", &self.tokens)
+            .finish()
+    }
+}
+
+/// Middleware that attaches the cached access token to every request bound for one of the
+/// credential's origins, waiting in `poll_ready` for one when none is cached, as
+/// [`TokenAuth`](super::TokenAuth) does, but never replays: the inner service's response is
+/// the answer.
+pub struct AttachToken<S> {
+    inner: S,
+    gate: TokenGate,
+}
+
+impl<S> AttachToken<S> {
+    /// Wraps `inner`, attaching the tokens of `tokens` to its requests.
+    pub fn new(inner: S, tokens: TokenCredential) -> Self {
+        AttachTokenLayer::new(tokens).layer(inner)
+    }
+
+    /// Returns a new [`Layer`] that wraps services with an [`AttachToken`] middleware.
+    pub fn layer(tokens: TokenCredential) -> AttachTokenLayer {
+        AttachTokenLayer::new(tokens)
+    }
+
+    /// Gets a reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Gets a mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for AttachToken<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for AttachToken<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachToken")
+            .field("inner", &self.inner)
+            .field("tokens", &self.gate.tokens)
+            .finish()
+    }
+}
+
+impl<S, B> Service<Request<B>> for AttachToken<S>
+where
+    S: Service<Request<B>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = AttachFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.gate.poll_token(cx));
+        if self.gate.blocked() {
+            return Poll::Ready(Ok(()));
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if self.gate.blocked() {
+            return self.after_wait(request);
+        }
+        let rules = self.gate.tokens.rules();
+        if rules.permits(request.uri()) {
+            let Some((value, _)) = self.gate.token() else {
+                return self.wait(request, true);
+            };
+            self.gate.tokens.rules().apply(value, request.headers_mut());
+        }
+        AttachFuture {
+            state: AttachState::Sent {
+                future: self.inner.call(request),
+            },
+        }
+    }
+}
+
+impl<S: Clone> AttachToken<S> {
+    /// A call after `poll_ready` found the fetch failed, or that skipped `poll_ready`.
+    #[cold]
+    #[inline(never)]
+    fn after_wait<B>(&mut self, request: Request<B>) -> AttachFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        let permitted = self.gate.tokens.rules().permits(request.uri());
+        match self.gate.take_blocked() {
+            Blocked::Failed(error) if permitted => AttachFuture {
+                state: AttachState::Failed { error: Some(error) },
+            },
+            _ => self.wait(request, permitted),
+        }
+    }
+
+    /// Waits (for a token when `token`, then for an unready clone of the inner service) before
+    /// sending: nothing reserved in `poll_ready` is held meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn wait<B>(&mut self, request: Request<B>, token: bool) -> AttachFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        let inner = release(&mut self.inner);
+        let waiting = Box::new(Waiting {
+            inner,
+            request: Some(request),
+            tokens: self.gate.tokens.clone(),
+        });
+        let state = match token.then(|| self.gate.tokens.acquire()) {
+            None => AttachState::Readying {
+                token: None,
+                waiting: Some(waiting),
+            },
+            Some(Acquire::Ready(token)) => AttachState::Readying {
+                token: Some(token),
+                waiting: Some(waiting),
+            },
+            Some(Acquire::Wait(flight)) => AttachState::Fetching {
+                flight,
+                waiting: Some(waiting),
+            },
+            Some(Acquire::Refused(error)) => AttachState::Failed { error: Some(error) },
+        };
+        AttachFuture { state }
+    }
+}
+
+/// A request waiting for its token, with an unready clone of the inner service.
+struct Waiting<S, B> {
+    inner: S,
+    request: Option<Request<B>>,
+    tokens: TokenCredential,
+}
+
+pin_project! {
+    /// Response future of [`AttachToken`].
+    pub struct AttachFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: AttachState<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = AttachProj]
+    enum AttachState<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Sent { #[pin] future: S::Future },
+        Fetching { flight: Flight, waiting: Option<Box<Waiting<S, B>>> },
+        Readying { token: Option<Arc<Current>>, waiting: Option<Box<Waiting<S, B>>> },
+        Failed { error: Option<TokenError> },
+    }
+}
+
+const POLLED_AFTER_COMPLETION: &str = "`AttachFuture` polled after completion";
+
+impl<S, B> Future for AttachFuture<S, B>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            let next = match this.state.as_mut().project() {
+                AttachProj::Sent { future } => return future.poll(cx).map_err(Into::into),
+                AttachProj::Fetching { flight, waiting } => {
+                    let token = ready!(Pin::new(flight).poll(cx))?;
+                    AttachState::Readying {
+                        token: Some(token),
+                        waiting: waiting.take(),
+                    }
+                }
+                AttachProj::Readying { token, waiting } => {
+                    let ready = waiting.as_mut().expect(POLLED_AFTER_COMPLETION);
+                    ready!(ready.inner.poll_ready(cx)).map_err(Into::into)?;
+                    let mut waiting = waiting.take().expect(POLLED_AFTER_COMPLETION);
+                    let mut request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
+                    if let Some(token) = token.take() {
+                        let value = token.value.clone();
+                        waiting.tokens.rules().apply(value, request.headers_mut());
+                    }
+                    AttachState::Sent {
+                        future: waiting.inner.call(request),
+                    }
+                }
+                AttachProj::Failed { error } => {
+                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                    return Poll::Ready(Err(error.into()));
+                }
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+impl<S, B> fmt::Debug for AttachFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachFuture").finish_non_exhaustive()
+    }
+}
