@@ -272,3 +272,63 @@ where
         f.debug_struct("AttachFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Response;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::token::{Token, TokenErrorKind};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_token_is_waited_for_in_readiness_and_the_inner_response_is_untouched() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let tokens = TokenCredential::builder(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                match n {
+                    1 => Err("down".into()),
+                    _ => Ok::<_, BoxError>(Token::new(format!("t{n}"))),
+                }
+            }
+        })
+        .origin("https://api.example.com")
+        .build()
+        .unwrap();
+        let api = AttachTokenLayer::new(tokens).layer(tower::service_fn(
+            |request: Request<String>| async move {
+                let seen = request.headers().get("authorization").cloned();
+                Ok::<_, std::convert::Infallible>(Response::new(seen))
+            },
+        ));
+        let request = || {
+            Request::get("https://api.example.com/x")
+                .body(String::new())
+                .unwrap()
+        };
+
+        // The first fetch fails: the call answers its error (not `poll_ready`).
+        let mut first = api.clone();
+        let ready = first
+            .ready()
+            .await
+            .expect("a failed fetch is no poll_ready error");
+        let err = ready.call(request()).await.unwrap_err();
+        let err = err.downcast::<TokenError>().unwrap();
+        assert_eq!(err.kind(), TokenErrorKind::Fetch);
+
+        // The next one succeeds: the inner response (`Response<Option<HeaderValue>>`) as it is.
+        let response = api.clone().oneshot(request()).await.unwrap();
+        assert_eq!(response.body().as_ref().unwrap(), "Bearer t2");
+        // Another origin: no token, no wait.
+        let elsewhere = Request::get("https://elsewhere.example/")
+            .body(String::new())
+            .unwrap();
+        assert!(api.oneshot(elsewhere).await.unwrap().body().is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
