@@ -257,11 +257,10 @@ where
     statuses
 }
 
-/// The token endpoint goes down for longer than the token's life; the API still accepts the
-/// token (a grace period, clock skew): every request keeps succeeding with it, and the endpoint
-/// is asked at most once per backoff.
-#[tokio::test]
-async fn an_outage_longer_than_the_tokens_life_is_not_an_outage_of_the_api() {
+/// An outage, after the first token was fetched and used: which statuses the requests paced over
+/// `span` got, and how often the token endpoint was asked meanwhile. `refusing`: the API refuses
+/// the token from the start of the outage on.
+async fn outage(span: Duration, refusing: bool) -> (Vec<u16>, usize, TokenCredential) {
     use tower::Layer;
     let (server, tokens) = short_lived().await;
     let api = tower_api_auth::TokenAuthLayer::new(tokens.clone()).layer(support::client());
@@ -271,24 +270,39 @@ async fn an_outage_longer_than_the_tokens_life_is_not_an_outage_of_the_api() {
     let fetches_before = server.token_request_count();
 
     server.set_token_fault(Some(tower_api_auth::mock::TokenFault::ServerError));
-    let span = Duration::from_secs(4);
+    if refusing {
+        server.expire_tokens();
+    }
     let during = paced_requests(api, &url, span).await;
+    (
+        during,
+        server.token_request_count() - fetches_before,
+        tokens,
+    )
+}
+
+/// At least one refresh was attempted, at most one per 300 ms backoff (plus the first), and
+/// never one per request.
+fn one_attempt_per_backoff(attempts: usize, span: Duration, requests: usize) {
+    let most = (span.as_millis() / 300) as usize + 2;
+    assert!((2..=most).contains(&attempts), "{attempts} attempts");
+    assert!(
+        attempts < requests,
+        "{attempts} attempts for {requests} requests"
+    );
+}
+
+/// The token endpoint goes down for longer than the token's life; the API still accepts the
+/// token (a grace period, clock skew): every request keeps succeeding with it, and the endpoint
+/// is asked at most once per backoff.
+#[tokio::test]
+async fn an_outage_longer_than_the_tokens_life_is_not_an_outage_of_the_api() {
+    let span = Duration::from_secs(4);
+    let (during, attempts, tokens) = outage(span, false).await;
     assert!(during.iter().all(|status| *status == 200), "{during:?}");
-    assert!(
-        tokens.expires_in() == Some(Duration::ZERO),
-        "the token outlived its life"
-    );
-    let attempts = server.token_request_count() - fetches_before;
-    // One attempt per 300 ms backoff at most (plus the first), never one per request.
-    assert!(
-        (2..=4000 / 300 + 2).contains(&attempts),
-        "{attempts} attempts"
-    );
-    assert!(
-        attempts < during.len(),
-        "{attempts} attempts for {} requests",
-        during.len()
-    );
+    let left = tokens.expires_in();
+    assert_eq!(left, Some(Duration::ZERO), "the token outlived its life");
+    one_attempt_per_backoff(attempts, span, during.len());
     assert_eq!(tokens.generation(), Some(1), "served stale, not replaced");
 }
 
@@ -296,26 +310,8 @@ async fn an_outage_longer_than_the_tokens_life_is_not_an_outage_of_the_api() {
 /// (its 401), and the endpoint is still asked at most once per backoff, not once per rejection.
 #[tokio::test]
 async fn an_outage_with_the_api_refusing_the_token_is_no_fetch_storm() {
-    use tower::Layer;
-    let (server, tokens) = short_lived().await;
-    let api = tower_api_auth::TokenAuthLayer::new(tokens.clone()).layer(support::client());
-    let url = format!("{}/api", server.base_url());
-    let before = paced_requests(api.clone(), &url, Duration::from_millis(200)).await;
-    assert!(before.iter().all(|status| *status == 200), "{before:?}");
-    let fetches_before = server.token_request_count();
-
-    server.set_token_fault(Some(tower_api_auth::mock::TokenFault::ServerError));
-    server.expire_tokens();
-    let during = paced_requests(api, &url, Duration::from_secs(3)).await;
+    let span = Duration::from_secs(3);
+    let (during, attempts, _tokens) = outage(span, true).await;
     assert!(during.iter().all(|status| *status == 401), "{during:?}");
-    let attempts = server.token_request_count() - fetches_before;
-    assert!(
-        (2..=3000 / 300 + 2).contains(&attempts),
-        "{attempts} attempts"
-    );
-    assert!(
-        attempts < during.len(),
-        "{attempts} attempts for {} requests",
-        during.len()
-    );
+    one_attempt_per_backoff(attempts, span, during.len());
 }
