@@ -24,7 +24,7 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, USER_AGENT};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tower::retry::{Policy, RetryLayer};
+use tower::retry::RetryLayer;
 use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, EnvelopeClassifier, StatusClassifier, Then};
 use tower_api_auth::client::AttachTokenLayer;
@@ -41,7 +41,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body};
+use support::{Bare, Body, CopyForRetry, with_typical_headers};
 
 const URL: &str = "https://api.example.com/v1/things";
 const ORIGIN: &str = "https://api.example.com";
@@ -83,24 +83,7 @@ type Auth = <AuthLayer as Layer<Bare>>::Service;
 
 /// A client request with the first `existing` of 8 typical headers already on it.
 fn client_request(existing: usize) -> Request<Body> {
-    const TYPICAL: [(&str, &str); 8] = [
-        ("host", "api.example.com"),
-        ("user-agent", "my-service/1.0"),
-        ("accept", "application/json"),
-        ("content-type", "application/json"),
-        ("content-length", "0"),
-        ("accept-encoding", "gzip"),
-        ("x-request-id", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        (
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ),
-    ];
-    let mut builder = Request::get(URL);
-    for (name, value) in &TYPICAL[..existing] {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::new()).unwrap()
+    with_typical_headers(URL, existing)
 }
 
 fn setup_bare(existing: usize) -> Input<Bare> {
@@ -187,34 +170,6 @@ library_benchmark_group!(
 type TokenAuth = <TokenAuthLayer as Layer<Bare>>::Service;
 type AttachToken = <AttachTokenLayer as Layer<Bare>>::Service;
 type RetryCopying = <RetryLayer<CopyForRetry> as Layer<Auth>>::Service;
-
-/// What `tower::retry` needs to retry a request once: a copy taken before it is sent. Never
-/// retries (every answer is a success): it counts the cost of being able to. As in
-/// `benches/tokens.rs`.
-#[derive(Clone)]
-struct CopyForRetry;
-
-impl Policy<Request<Body>, Response<Body>, Infallible> for CopyForRetry {
-    type Future = Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request<Body>,
-        _: &mut Result<Response<Body>, Infallible>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
-        let mut copy = Request::new(*request.body());
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        *copy.headers_mut() = request.headers().clone();
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
-    }
-}
 
 /// Enters a current-thread runtime for the rest of this (one-benchmark) process, as a client
 /// runs inside one: a token with a known expiry arms its refresh timer on it. Nothing runs on

@@ -19,30 +19,13 @@ use tower_http::set_header::SetRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body};
+use support::{Bare, Body, with_typical_headers};
 
 const URL: &str = "https://api.example.com/v1/things";
 const TOKEN: &str = "sk-0123456789abcdef0123456789abcdef";
 
 fn request(existing: usize) -> Request<Body> {
-    const TYPICAL: [(&str, &str); 8] = [
-        ("host", "api.example.com"),
-        ("user-agent", "my-service/1.0"),
-        ("accept", "application/json"),
-        ("content-type", "application/json"),
-        ("content-length", "0"),
-        ("accept-encoding", "gzip"),
-        ("x-request-id", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        (
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ),
-    ];
-    let mut builder = Request::get(URL);
-    for (name, value) in &TYPICAL[..existing] {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::new()).unwrap()
+    with_typical_headers(URL, existing)
 }
 
 fn once<S: Service<Request<Body>, Error = Infallible>>(service: &mut S, request: Request<Body>) {

@@ -5,7 +5,6 @@
 //! Run: `cargo bench --bench tokens`.
 
 use std::convert::Infallible;
-use std::future::Ready;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -17,7 +16,7 @@ use futures::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
-use tower::retry::{Policy, RetryLayer};
+use tower::retry::RetryLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::ClassifyLayer;
 use tower_api_auth::client::TokenAuthLayer;
@@ -27,7 +26,7 @@ use tower_api_auth::{AuthLayer, Credential};
 
 mod support;
 
-use support::{Bare, Body};
+use support::{Bare, Body, CopyForRetry};
 
 const URL: &str = "https://api.example.com/v1/things";
 
@@ -52,33 +51,6 @@ impl<S: Service<Request<Body>>> Service<Request<Body>> for RwLockAuth<S> {
         let value = self.token.read().unwrap().clone();
         request.headers_mut().insert(AUTHORIZATION, value);
         self.inner.call(request)
-    }
-}
-
-/// What `tower::retry` needs to retry a request once: a copy of it taken before it is sent.
-/// Never retries here (every answer is a success); it measures the cost of being able to.
-#[derive(Clone)]
-struct CopyForRetry;
-
-impl Policy<Request<Body>, Response<Body>, Infallible> for CopyForRetry {
-    type Future = Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request<Body>,
-        _: &mut Result<Response<Body>, Infallible>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
-        let mut copy = Request::new(*request.body());
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.version_mut() = request.version();
-        *copy.headers_mut() = request.headers().clone();
-        *copy.extensions_mut() = request.extensions().clone();
-        Some(copy)
     }
 }
 

@@ -1,4 +1,6 @@
-//! What the per-request benches share: the inner service every layer wraps.
+//! What the per-request benches share: the inner service every layer wraps, a client request
+//! with typical headers, and the request copy `tower::retry` makes. Each bench uses part of it.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -28,5 +30,54 @@ impl Service<Request<Body>> for Bare {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         drop(request);
         ready(Ok(Response::new(Body::new())))
+    }
+}
+
+/// A GET of `url` with the first `existing` of 8 typical client headers already on it.
+pub fn with_typical_headers(url: &str, existing: usize) -> Request<Body> {
+    const TYPICAL: [(&str, &str); 8] = [
+        ("host", "api.example.com"),
+        ("user-agent", "my-service/1.0"),
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("content-length", "0"),
+        ("accept-encoding", "gzip"),
+        ("x-request-id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ];
+    let mut builder = Request::get(url);
+    for (name, value) in &TYPICAL[..existing] {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::new()).unwrap()
+}
+
+/// What `tower::retry` needs to retry a request once: a copy of it taken before it is sent.
+/// Never retries (every answer is a success): it measures the cost of being able to.
+#[derive(Clone)]
+pub struct CopyForRetry;
+
+impl tower::retry::Policy<Request<Body>, Response<Body>, Infallible> for CopyForRetry {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<Body>,
+        _: &mut Result<Response<Body>, Infallible>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &Request<Body>) -> Option<Request<Body>> {
+        let mut copy = Request::new(*request.body());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        *copy.extensions_mut() = request.extensions().clone();
+        Some(copy)
     }
 }
