@@ -33,9 +33,11 @@
 //!
 //! Some APIs trade a long-lived secret for an access token (Akool's `getToken`, Polyteia's key
 //! exchange). A [`TokenCredential`] fetches it lazily, once for all concurrent callers, caches it
-//! in `arc_swap`, and refreshes it ahead of its expiry; [`TokenAuthLayer`] attaches it, and
-//! replays a request once with a new token when the API says the token expired (a 401, or
-//! Akool's code 1101 in an HTTP 200). A [`TokenSource`] is any async closure:
+//! in `arc_swap`, refreshes it in the background ahead of its expiry, and keeps serving it when
+//! the token endpoint is down (static stability); [`TokenAuthLayer`] attaches it, waiting for it
+//! in `poll_ready`, and replays a request once with a new token when the API says the token
+//! expired (a 401, or Akool's code 1101 in an HTTP 200, read from the response whatever the
+//! layer order). A [`TokenSource`] is any async closure:
 //!
 //! ```
 //! use http::{Request, Response, StatusCode};
@@ -132,6 +134,8 @@
 //! - [`client`]: the layers for the outgoing side.
 //! - [`token`]: fetched credentials (access tokens) and their cache.
 //! - [`classify`]: typed outcomes of responses, the classify layer and a retry policy.
+//! - [`body`]: the response body the layers hand back, and which request bodies can be
+//!   replayed.
 //! - [`providers`]: presets for Akkio, Polyteia, Erathos and Akool.
 //! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
 //!   store, in axum apps and any tower server.
