@@ -229,10 +229,30 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        if let AttachProj::Sent { future } = state.as_mut().project() {
+            return future.poll(cx).map_err(Into::into);
+        }
+        poll_waiting(state, cx)
+    }
+}
+
+/// The rare states, out of line, so that the cached path's `poll` is the inner one.
+#[cold]
+#[inline(never)]
+fn poll_waiting<S, B>(
+    mut state: Pin<&mut AttachState<S, B>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S::Response, BoxError>>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    {
         loop {
-            let mut this = self.as_mut().project();
-            let next = match this.state.as_mut().project() {
+            let next = match state.as_mut().project() {
                 AttachProj::Sent { future } => return future.poll(cx).map_err(Into::into),
                 AttachProj::Fetching { flight, waiting } => {
                     let token = ready!(Pin::new(flight).poll(cx))?;
@@ -259,7 +279,7 @@ where
                     return Poll::Ready(Err(error.into()));
                 }
             };
-            this.state.set(next);
+            state.set(next);
         }
     }
 }
