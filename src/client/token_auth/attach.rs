@@ -18,6 +18,31 @@ use crate::token::{Acquire, Current, Flight, TokenCredential, TokenError};
 /// Layer that applies [`AttachToken`]: a [`TokenCredential`]'s token on every request bound for
 /// its origins, without replay; see
 /// [`TokenAuthLayer::without_replay`](super::TokenAuthLayer::without_replay).
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use tower_api_auth::TokenAuthLayer;
+/// use tower_api_auth::token::{Token, TokenCredential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower::BoxError> {
+/// let tokens = TokenCredential::builder(|| async { Ok::<_, std::io::Error>(Token::new("t1")) })
+///     .origin("https://api.example.com")
+///     .build()?;
+/// // Any client; its own response type comes back, untouched.
+/// let http = tower::service_fn(|request: Request<String>| async move {
+///     Ok::<_, std::convert::Infallible>(Response::new(request.headers()["authorization"].clone()))
+/// });
+/// let mut client = ServiceBuilder::new()
+///     .layer(TokenAuthLayer::new(tokens).without_replay())
+///     .service(http);
+/// let request = Request::get("https://api.example.com/v1").body(String::new())?;
+/// let response = client.ready().await?.call(request).await?;
+/// assert_eq!(response.body(), "Bearer t1");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct AttachTokenLayer {
     tokens: TokenCredential,
