@@ -29,9 +29,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, EnvelopeClassifier, StatusClassifier, Then};
 use tower_api_auth::client::AttachTokenLayer;
 use tower_api_auth::providers::akool;
-use tower_api_auth::server::{
-    KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
-};
+use tower_api_auth::server::{MemoryKeyStore, ValidateCredentialLayer};
 use tower_api_auth::token::{Token, TokenCredential};
 use tower_api_auth::{AuthLayer, Credential, Placement, TokenAuthLayer};
 use tower_http::auth::AddAuthorizationLayer;
@@ -41,7 +39,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body, CopyForRetry, with_typical_headers};
+use support::{Bare, Body, CopyForRetry, PRESENTED, key, store, unknown_key, with_typical_headers};
 
 const URL: &str = "https://api.example.com/v1/things";
 const ORIGIN: &str = "https://api.example.com";
@@ -411,32 +409,6 @@ library_benchmark_group!(
 #[allow(deprecated)]
 type TowerHttpBearer = <ValidateRequestHeaderLayer<Bearer<Body>> as Layer<Bare>>::Service;
 type Validate = <ValidateCredentialLayer<MemoryKeyStore> as Layer<Bare>>::Service;
-
-/// Held by every principal.
-const SCOPE: &str = "things:read";
-/// The key presented on the accepted path: in every store, and tower-http's token.
-const PRESENTED: usize = 7;
-
-/// The `index`th key of a store: all keys (and the unknown one) have the same length.
-fn key(index: usize) -> String {
-    format!("sk-live-{index:024x}")
-}
-
-/// No store holds it: its index is past the largest store.
-fn unknown_key() -> String {
-    key(usize::from(u16::MAX) << 8)
-}
-
-/// A store of `size` keys, each of its own principal, filled in one change.
-fn store(size: usize) -> MemoryKeyStore {
-    let store = MemoryKeyStore::new();
-    store.replace((0..size).map(|index| {
-        let principal = Principal::new(format!("svc-{index}")).with_scopes([SCOPE, "things:write"]);
-        (KeyDigest::of(key(index)), KeyRecord::new(principal))
-    }));
-    assert_eq!(store.len(), size);
-    store
-}
 
 /// An incoming request with a few typical headers and `Authorization: Bearer <key>`.
 fn server_request(key: &str) -> Request<Body> {

@@ -21,46 +21,18 @@ use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, HeaderValue, USER_AG
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 use tower_api_auth::Placement;
-use tower_api_auth::server::{
-    KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
-};
+use tower_api_auth::server::{KeyDigest, ValidateCredentialLayer};
 #[allow(deprecated)]
 use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body};
+use support::{Bare, Body, PRESENTED, SCOPE, key, store, unknown_key};
 
 const PATH: &str = "/v1/things";
 /// The store sizes compared: the cost should not depend on them.
 const SIZES: [usize; 2] = [10, 100_000];
-/// Held by every principal, and required by the "scope" variants.
-const SCOPE: &str = "things:read";
-/// The key presented on the accepted path: in every store, and tower-http's token.
-const PRESENTED: usize = 7;
-
-/// The `index`th key of a store: all keys (and the unknown one) have the same length.
-fn key(index: usize) -> String {
-    format!("sk-live-{index:024x}")
-}
-
-/// No store holds it: its index is past the largest store.
-fn unknown_key() -> String {
-    key(usize::from(u16::MAX) << 8)
-}
-
-/// A store of `size` keys, each of its own principal, filled in one change (inserting one by
-/// one copies the set each time).
-fn store(size: usize) -> MemoryKeyStore {
-    let store = MemoryKeyStore::new();
-    store.replace((0..size).map(|index| {
-        let principal = Principal::new(format!("svc-{index}")).with_scopes([SCOPE, "things:write"]);
-        (KeyDigest::of(key(index)), KeyRecord::new(principal))
-    }));
-    assert_eq!(store.len(), size);
-    store
-}
 
 /// An incoming request with a few typical headers and `value` in `name`.
 fn request(name: &HeaderName, value: HeaderValue) -> Request<Body> {

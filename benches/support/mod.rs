@@ -1,5 +1,6 @@
 //! What the per-request benches share: the inner service every layer wraps, a client request
-//! with typical headers, and the request copy `tower::retry` makes. Each bench uses part of it.
+//! with typical headers, the request copy `tower::retry` makes, and the server side's key
+//! store. Each bench uses part of it.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -80,4 +81,33 @@ impl tower::retry::Policy<Request<Body>, Response<Body>, Infallible> for CopyFor
         *copy.extensions_mut() = request.extensions().clone();
         Some(copy)
     }
+}
+
+/// Held by every principal of [`store`].
+pub const SCOPE: &str = "things:read";
+
+/// The key presented on the accepted path: in every store, and tower-http's token.
+pub const PRESENTED: usize = 7;
+
+/// The `index`th key of a store: all keys (and the unknown one) have the same length.
+pub fn key(index: usize) -> String {
+    format!("sk-live-{index:024x}")
+}
+
+/// No store holds it: its index is past the largest store.
+pub fn unknown_key() -> String {
+    key(usize::from(u16::MAX) << 8)
+}
+
+/// A store of `size` keys, each of its own principal, filled in one change (inserting one by
+/// one copies the set each time).
+pub fn store(size: usize) -> tower_api_auth::server::MemoryKeyStore {
+    use tower_api_auth::server::{KeyDigest, KeyRecord, MemoryKeyStore, Principal};
+    let store = MemoryKeyStore::new();
+    store.replace((0..size).map(|index| {
+        let principal = Principal::new(format!("svc-{index}")).with_scopes([SCOPE, "things:write"]);
+        (KeyDigest::of(key(index)), KeyRecord::new(principal))
+    }));
+    assert_eq!(store.len(), size);
+    store
 }
