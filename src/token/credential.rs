@@ -325,7 +325,8 @@ impl fmt::Debug for TokenCredential {
     }
 }
 
-/// Where a [`TokenCredential`]'s cached token stands; see [`TokenCredential::status`].
+/// Where a [`TokenCredential`]'s cached token stands; see [`TokenCredential::status`], and the
+/// example of [`Unrecoverable`](super::Unrecoverable) for one read after a failed fetch.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TokenStatus {

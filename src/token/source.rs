@@ -115,6 +115,28 @@ impl Token {
 /// a loop do not reach the endpoint again within them, and no long backoff follows, so a fixed
 /// configuration recovers within seconds. The presets use it for Akool's invalid-client codes
 /// and Polyteia's 401 and 403.
+///
+/// ```
+/// use tower_api_auth::token::{Token, TokenCredential, TokenErrorKind, Unrecoverable, Window};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tokens = TokenCredential::builder(|| async {
+///     // The token endpoint answered 401 to our client secret: asking again will not help.
+///     Err::<Token, tower::BoxError>(Unrecoverable::new("the client secret was refused").into())
+/// })
+/// .any_origin()
+/// .build()?;
+///
+/// let err = tokens.fetch().await.unwrap_err();
+/// assert_eq!(err.kind(), TokenErrorKind::Unrecoverable);
+/// let status = tokens.status();
+/// assert_eq!(status.window, Window::Empty);
+/// assert!(status.fetch_not_before.is_some()); // held: the next fetch waits a few seconds
+/// assert!(status.last_error.is_some());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Unrecoverable(BoxError);
 
