@@ -1,6 +1,6 @@
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -75,12 +75,18 @@ pub(crate) struct Current {
     pub(super) advisory_at: Option<Instant>,
     /// Fetched because the previous token was rejected: a rejection of this one is rate-limited.
     pub(super) after_rejection: bool,
-    /// Rejected or invalidated: the next request waits for a refresh, and keeps this token if
-    /// the refresh fails (static stability).
-    pub(super) invalidated: AtomicBool,
+    /// [`DUE_INVALIDATED`] once rejected or invalidated (the next request waits for a refresh,
+    /// and keeps this token if the refresh fails: static stability), [`DUE_TIMED`] when
+    /// `mandatory_at` is set: zero, the common case, says "no refresh due" in one load.
+    due: AtomicU8,
     /// A request went out with this token past its expiry, and it was logged.
     warned_stale: AtomicBool,
 }
+
+/// [`Current::due`]: invalidated.
+const DUE_INVALIDATED: u8 = 1;
+/// [`Current::due`]: a mandatory window is set.
+const DUE_TIMED: u8 = 2;
 
 impl Current {
     pub(super) fn new(
@@ -96,7 +102,7 @@ impl Current {
             mandatory_at: windows.map(|(_, mandatory, _)| mandatory),
             expires_at: windows.map(|(_, _, expires)| expires),
             after_rejection,
-            invalidated: AtomicBool::new(false),
+            due: AtomicU8::new(if windows.is_some() { DUE_TIMED } else { 0 }),
             warned_stale: AtomicBool::new(false),
         }
     }
@@ -106,10 +112,22 @@ impl Current {
     /// expiry is known.
     #[inline]
     pub(crate) fn refresh_due(&self) -> bool {
-        self.invalidated.load(Ordering::Relaxed)
-            || self
-                .mandatory_at
-                .is_some_and(|mandatory_at| Instant::now() >= mandatory_at)
+        let due = self.due.load(Ordering::Relaxed);
+        due != 0
+            && (due & DUE_INVALIDATED != 0
+                || self
+                    .mandatory_at
+                    .is_some_and(|mandatory_at| Instant::now() >= mandatory_at))
+    }
+
+    /// Whether the token was rejected or invalidated.
+    pub(super) fn invalidated(&self) -> bool {
+        self.due.load(Ordering::Relaxed) & DUE_INVALIDATED != 0
+    }
+
+    /// Marks the token rejected or invalidated; returns whether it already was.
+    pub(super) fn invalidate(&self) -> bool {
+        self.due.fetch_or(DUE_INVALIDATED, Ordering::Relaxed) & DUE_INVALIDATED != 0
     }
 
     /// Whether the token's known expiry has passed.
@@ -231,7 +249,7 @@ impl TokenCredential {
     /// refresh fail, the token keeps serving (static stability) until the backoff ends.
     pub fn invalidate(&self) {
         if let Some(current) = self.inner.current.load().as_ref() {
-            current.invalidated.store(true, Ordering::Relaxed);
+            current.invalidate();
         }
     }
 
@@ -415,7 +433,7 @@ impl Inner {
             current.warn_if_stale(now);
             return Acquire::Ready(current);
         }
-        let after_rejection = current.invalidated.load(Ordering::Relaxed);
+        let after_rejection = current.invalidated();
         Acquire::Wait(self.start_flight(state, after_rejection))
     }
 
@@ -430,7 +448,7 @@ impl Inner {
             return self.acquire_locked(&mut state);
         };
         let now = Instant::now();
-        if current.after_rejection && !current.invalidated.load(Ordering::Relaxed) {
+        if current.after_rejection && !current.invalidated() {
             let interval = self.config.rejection_refetch_interval;
             if state
                 .last_rejection_refetch
@@ -443,7 +461,7 @@ impl Inner {
                 return Acquire::Refused(TokenError::new(TokenErrorKind::Rejected, None));
             }
         }
-        if !current.invalidated.swap(true, Ordering::Relaxed) {
+        if !current.invalidate() {
             tracing::debug!(generation, "token rejected; refreshing");
             state.last_rejection_refetch = Some(now);
         }

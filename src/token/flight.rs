@@ -88,8 +88,7 @@ impl Inner {
         }
         // Without static stability, only a token that is neither expired nor rejected serves on.
         let current = self.current.load_full().filter(|current| {
-            self.config.static_stability
-                || !(current.expired(now) || current.invalidated.load(Ordering::Relaxed))
+            self.config.static_stability || !(current.expired(now) || current.invalidated())
         });
         if let Some(current) = current {
             let backoff = self.stale_backoff();

@@ -145,6 +145,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         if self.gate.blocked() {
             return self.after_wait(request);
@@ -174,9 +175,7 @@ impl<S: Clone> AttachToken<S> {
     {
         let permitted = self.gate.tokens.rules().permits(request.uri());
         match self.gate.take_blocked() {
-            Blocked::Failed(error) if permitted => AttachFuture {
-                state: AttachState::Failed { error: Some(error) },
-            },
+            Blocked::Failed(error) if permitted => AttachFuture::pending(Pending::Failed(error)),
             _ => self.wait(request, permitted),
         }
     }
@@ -189,36 +188,51 @@ impl<S: Clone> AttachToken<S> {
     where
         S: Service<Request<B>>,
     {
-        let inner = release(&mut self.inner);
-        let waiting = Box::new(Waiting {
-            inner,
-            request: Some(request),
+        let waiting = Waiting {
+            inner: release(&mut self.inner),
+            request,
             tokens: self.gate.tokens.clone(),
-        });
-        let state = match token.then(|| self.gate.tokens.acquire()) {
-            None => AttachState::Readying {
-                token: None,
-                waiting: Some(waiting),
-            },
-            Some(Acquire::Ready(token)) => AttachState::Readying {
-                token: Some(token),
-                waiting: Some(waiting),
-            },
-            Some(Acquire::Wait(flight)) => AttachState::Fetching {
-                flight,
-                waiting: Some(waiting),
-            },
-            Some(Acquire::Refused(error)) => AttachState::Failed { error: Some(error) },
         };
-        AttachFuture { state }
+        let pending = match token.then(|| self.gate.tokens.acquire()) {
+            None => Pending::Readying {
+                token: None,
+                waiting,
+            },
+            Some(Acquire::Ready(token)) => Pending::Readying {
+                token: Some(token),
+                waiting,
+            },
+            Some(Acquire::Wait(flight)) => Pending::Fetching { flight, waiting },
+            Some(Acquire::Refused(error)) => Pending::Failed(error),
+        };
+        AttachFuture::pending(pending)
     }
 }
 
 /// A request waiting for its token, with an unready clone of the inner service.
 struct Waiting<S, B> {
     inner: S,
-    request: Option<Request<B>>,
+    request: Request<B>,
     tokens: TokenCredential,
+}
+
+/// What a call that could not send at once waits for, boxed: the future of the cached path is
+/// the inner one and a tag.
+enum Pending<S, B> {
+    /// For the shared fetch of a token.
+    Fetching {
+        flight: Flight,
+        waiting: Waiting<S, B>,
+    },
+    /// For the inner service's readiness, with the token to attach (`None`: another origin).
+    Readying {
+        token: Option<Arc<Current>>,
+        waiting: Waiting<S, B>,
+    },
+    /// Nothing: the fetch failed.
+    Failed(TokenError),
+    /// Sent, or failed and answered.
+    Done,
 }
 
 pin_project! {
@@ -239,13 +253,23 @@ pin_project! {
         S: Service<Request<B>>,
     {
         Sent { #[pin] future: S::Future },
-        Fetching { flight: Flight, waiting: Option<Box<Waiting<S, B>>> },
-        Readying { token: Option<Arc<Current>>, waiting: Option<Box<Waiting<S, B>>> },
-        Failed { error: Option<TokenError> },
+        Pending { pending: Box<Pending<S, B>> },
     }
 }
 
 const POLLED_AFTER_COMPLETION: &str = "`AttachFuture` polled after completion";
+
+impl<S, B> AttachFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn pending(pending: Pending<S, B>) -> Self {
+        let pending = Box::new(pending);
+        AttachFuture {
+            state: AttachState::Pending { pending },
+        }
+    }
+}
 
 impl<S, B> Future for AttachFuture<S, B>
 where
@@ -260,14 +284,14 @@ where
         if let AttachProj::Sent { future } = state.as_mut().project() {
             return future.poll(cx).map_err(Into::into);
         }
-        poll_waiting(state, cx)
+        poll_pending(state, cx)
     }
 }
 
 /// The rare states, out of line, so that the cached path's `poll` is the inner one.
 #[cold]
 #[inline(never)]
-fn poll_waiting<S, B>(
+fn poll_pending<S, B>(
     mut state: Pin<&mut AttachState<S, B>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<S::Response, BoxError>>
@@ -275,36 +299,52 @@ where
     S: Service<Request<B>>,
     S::Error: Into<BoxError>,
 {
-    {
-        loop {
-            let next = match state.as_mut().project() {
-                AttachProj::Sent { future } => return future.poll(cx).map_err(Into::into),
-                AttachProj::Fetching { flight, waiting } => {
-                    let token = ready!(Pin::new(flight).poll(cx))?;
-                    AttachState::Readying {
-                        token: Some(token),
-                        waiting: waiting.take(),
-                    }
+    loop {
+        let pending = match state.as_mut().project() {
+            AttachProj::Sent { future } => return future.poll(cx).map_err(Into::into),
+            AttachProj::Pending { pending } => pending,
+        };
+        match &mut **pending {
+            Pending::Fetching { flight, .. } => {
+                let token = ready!(Pin::new(flight).poll(cx))?;
+                let Pending::Fetching { waiting, .. } =
+                    std::mem::replace(&mut **pending, Pending::Done)
+                else {
+                    unreachable!("matched above")
+                };
+                **pending = Pending::Readying {
+                    token: Some(token),
+                    waiting,
+                };
+            }
+            Pending::Readying { waiting, .. } => {
+                ready!(waiting.inner.poll_ready(cx)).map_err(Into::into)?;
+                let Pending::Readying { token, waiting } =
+                    std::mem::replace(&mut **pending, Pending::Done)
+                else {
+                    unreachable!("matched above")
+                };
+                let Waiting {
+                    mut inner,
+                    mut request,
+                    tokens,
+                } = waiting;
+                if let Some(token) = token {
+                    tokens
+                        .rules()
+                        .apply(token.value.clone(), request.headers_mut());
                 }
-                AttachProj::Readying { token, waiting } => {
-                    let ready = waiting.as_mut().expect(POLLED_AFTER_COMPLETION);
-                    ready!(ready.inner.poll_ready(cx)).map_err(Into::into)?;
-                    let mut waiting = waiting.take().expect(POLLED_AFTER_COMPLETION);
-                    let mut request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
-                    if let Some(token) = token.take() {
-                        let value = token.value.clone();
-                        waiting.tokens.rules().apply(value, request.headers_mut());
-                    }
-                    AttachState::Sent {
-                        future: waiting.inner.call(request),
-                    }
-                }
-                AttachProj::Failed { error } => {
-                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Err(error.into()));
-                }
-            };
-            state.set(next);
+                let future = inner.call(request);
+                state.set(AttachState::Sent { future });
+            }
+            Pending::Failed(_) => {
+                let Pending::Failed(error) = std::mem::replace(&mut **pending, Pending::Done)
+                else {
+                    unreachable!("matched above")
+                };
+                return Poll::Ready(Err(error.into()));
+            }
+            Pending::Done => panic!("{POLLED_AFTER_COMPLETION}"),
         }
     }
 }
