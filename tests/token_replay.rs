@@ -148,16 +148,32 @@ async fn forbidden_is_returned_as_it_is_with_no_refetch_and_no_replay() {
     assert_eq!(server.request_count(), 2, "the exchange and one API call");
 }
 
-/// A hyper-util client whose requests carry boxed bodies.
-fn boxed_client() -> hyper_util::client::legacy::Client<
+/// A body error type the crate has never heard of.
+#[derive(Debug)]
+struct AppBodyError;
+
+impl std::fmt::Display for AppBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("app body error")
+    }
+}
+
+impl std::error::Error for AppBodyError {}
+
+/// A hyper-util client whose requests carry boxed bodies with error type `E`.
+fn boxed_client<E: Into<tower::BoxError>>() -> hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
-    BoxBody<Bytes, std::io::Error>,
+    BoxBody<Bytes, E>,
 > {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
-#[tokio::test]
-async fn a_boxed_body_of_known_size_is_buffered_and_replayed_intact() {
+/// A boxed body of known size, with error type `E`, through a hyper-util client whose requests
+/// carry such bodies: buffered and replayed byte for byte.
+async fn boxed_body_replayed<E>(row: &str)
+where
+    E: Into<tower::BoxError> + Send + Sync + 'static,
+{
     let server = polyteia_server().await;
     let tokens = polyteia::key_exchange("pak_1")
         .base_url(server.base_url())
@@ -167,21 +183,30 @@ async fn a_boxed_body_of_known_size_is_buffered_and_replayed_intact() {
     server.expire_tokens();
     let url = format!("{}/api", server.base_url());
 
-    let body = Full::new(Bytes::from_static(br#"{"query":"boxed"}"#))
+    let body: BoxBody<Bytes, E> = Full::new(Bytes::from_static(br#"{"query":"boxed"}"#))
         .map_err(|never| match never {})
         .boxed();
     let request = http::Request::post(&url).body(body).unwrap();
     let response = TokenAuthLayer::new(tokens.clone())
-        .layer(boxed_client())
+        .layer(boxed_client::<E>())
         .oneshot(request)
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::OK, "{row}");
     let requests = server.requests();
     let api_calls = requests.into_iter().filter(|r| r.uri.path() == "/api");
     let bodies: Vec<_> = api_calls.map(|r| r.body).collect();
-    assert_eq!(bodies, [&br#"{"query":"boxed"}"#[..]; 2]);
-    assert_eq!(tokens.generation(), Some(2));
+    assert_eq!(bodies, [&br#"{"query":"boxed"}"#[..]; 2], "{row}");
+    assert_eq!(tokens.generation(), Some(2), "{row}");
+}
+
+#[tokio::test]
+async fn a_boxed_body_of_known_size_is_buffered_and_replayed_intact_whatever_its_error_type() {
+    boxed_body_replayed::<std::io::Error>("io::Error").await;
+    boxed_body_replayed::<tower::BoxError>("BoxError").await;
+    boxed_body_replayed::<std::convert::Infallible>("Infallible").await;
+    boxed_body_replayed::<hyper::Error>("hyper::Error").await;
+    boxed_body_replayed::<AppBodyError>("an application's own error").await;
 }
 
 #[tokio::test]
@@ -202,7 +227,7 @@ async fn a_streaming_body_is_not_replayed_but_the_next_request_gets_a_new_token(
     let body = StreamBody::new(futures::stream::iter(chunks)).boxed();
     let request = http::Request::post(&url).body(body).unwrap();
     let response = TokenAuthLayer::new(tokens.clone())
-        .layer(boxed_client())
+        .layer(boxed_client::<std::io::Error>())
         .oneshot(request)
         .await
         .unwrap();

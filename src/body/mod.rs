@@ -5,9 +5,9 @@
 //!   body to judge it (Akool's `{"code":1101}`), the caller still reads every byte and trailer
 //!   the server sent, in order; any other body streams through untouched.
 //! - Requests: a request is copied for a replay or a retry when its body can be copied without
-//!   reading it (`Full<Bytes>`, `Empty<Bytes>`, `String`, `Vec<u8>`, `Bytes`), or read into
-//!   memory first when it is small and of a type that can be rebuilt from bytes (`BoxBody`,
-//!   `UnsyncBoxBody`, `axum::body::Body`, `tonic::body::Body`). Every other body type works
+//!   reading it (`Full<Bytes>`, `Empty<Bytes>`, `String`), or read into memory first when it is
+//!   small and of a type that can be rebuilt from bytes (`BoxBody` and `UnsyncBoxBody` with any
+//!   error type, `axum::body::Body`, `tonic::body::Body`). Every other body type works
 //!   too: it is sent once, and what would have been replayed is reported instead.
 //!
 //! ```

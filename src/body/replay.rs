@@ -11,9 +11,9 @@ use std::future::{Ready, ready};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request};
+use http_body::Body;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody, WithTrailers};
 use http_body_util::{BodyExt, Empty, Full};
-use tower::BoxError;
 
 /// `value` as a `B`, when `B` is `T`.
 fn cast<T: 'static, B: 'static>(value: T) -> Option<B> {
@@ -88,58 +88,81 @@ impl Rebuild for tonic::body::Body {
     }
 }
 
-/// Calls `$each!` with the body types that can be rebuilt: the boxed bodies with the error
-/// types seen in practice, and the framework bodies of the enabled features.
-macro_rules! rebuildable {
+/// Calls `$each!` with the framework body types that can be rebuilt, for the enabled features.
+macro_rules! framework_bodies {
     ($each:ident) => {
-        $each!(
-            BoxBody<Bytes, BoxError>,
-            BoxBody<Bytes, Infallible>,
-            BoxBody<Bytes, std::io::Error>,
-            UnsyncBoxBody<Bytes, BoxError>,
-            UnsyncBoxBody<Bytes, Infallible>,
-            UnsyncBoxBody<Bytes, std::io::Error>
-        );
         #[cfg(feature = "axum")]
-        $each!(
-            axum::body::Body,
-            BoxBody<Bytes, axum::Error>,
-            UnsyncBoxBody<Bytes, axum::Error>
-        );
+        $each!(axum::body::Body);
         #[cfg(feature = "tonic")]
-        $each!(
-            tonic::body::Body,
-            BoxBody<Bytes, tonic::Status>,
-            UnsyncBoxBody<Bytes, tonic::Status>
-        );
+        $each!(tonic::body::Body);
     };
 }
 
-/// Whether a body of type `B` can be rebuilt from bytes, so that reading it into memory makes
-/// it replayable.
-pub(crate) fn can_rebuild<B: 'static>() -> bool {
-    macro_rules! each {
-        ($($ty:ty),*) => {$(
-            if TypeId::of::<B>() == TypeId::of::<$ty>() {
-                return true;
-            }
-        )*};
+/// How a body of type `B` is rebuilt from bytes, if it can be.
+enum Rebuilt {
+    /// `BoxBody<Bytes, B::Error>`, whatever the error type.
+    Boxed,
+    /// `UnsyncBoxBody<Bytes, B::Error>`.
+    UnsyncBoxed,
+    /// A framework body (axum's, tonic's).
+    #[cfg(any(feature = "axum", feature = "tonic"))]
+    Framework,
+}
+
+fn rebuilt<B>() -> Option<Rebuilt>
+where
+    B: Body<Error: 'static> + 'static,
+{
+    let ty = TypeId::of::<B>();
+    if ty == TypeId::of::<BoxBody<Bytes, B::Error>>() {
+        return Some(Rebuilt::Boxed);
     }
-    rebuildable!(each);
-    false
+    if ty == TypeId::of::<UnsyncBoxBody<Bytes, B::Error>>() {
+        return Some(Rebuilt::UnsyncBoxed);
+    }
+    #[cfg(any(feature = "axum", feature = "tonic"))]
+    macro_rules! each {
+        ($ty:ty) => {
+            if ty == TypeId::of::<$ty>() {
+                return Some(Rebuilt::Framework);
+            }
+        };
+    }
+    framework_bodies!(each);
+    None
+}
+
+/// Whether a body of type `B` can be rebuilt from bytes, so that reading it into memory makes
+/// it replayable: a boxed body (`BoxBody`, `UnsyncBoxBody`) with any error type, or a framework
+/// body of an enabled feature.
+pub(crate) fn can_rebuild<B>() -> bool
+where
+    B: Body<Error: 'static> + 'static,
+{
+    rebuilt::<B>().is_some()
 }
 
 /// A `B` holding `data` and then `trailers`, when `B` can be rebuilt from bytes.
-pub(crate) fn rebuild<B: 'static>(data: Bytes, trailers: Option<HeaderMap>) -> Option<B> {
-    macro_rules! each {
-        ($($ty:ty),*) => {$(
-            if TypeId::of::<B>() == TypeId::of::<$ty>() {
-                return cast(<$ty as Rebuild>::rebuild(data, trailers));
+pub(crate) fn rebuild<B>(data: Bytes, trailers: Option<HeaderMap>) -> Option<B>
+where
+    B: Body<Error: 'static> + 'static,
+{
+    match rebuilt::<B>()? {
+        Rebuilt::Boxed => cast(BoxBody::<Bytes, B::Error>::rebuild(data, trailers)),
+        Rebuilt::UnsyncBoxed => cast(UnsyncBoxBody::<Bytes, B::Error>::rebuild(data, trailers)),
+        #[cfg(any(feature = "axum", feature = "tonic"))]
+        Rebuilt::Framework => {
+            macro_rules! each {
+                ($ty:ty) => {
+                    if TypeId::of::<B>() == TypeId::of::<$ty>() {
+                        return cast(<$ty as Rebuild>::rebuild(data, trailers));
+                    }
+                };
             }
-        )*};
+            framework_bodies!(each);
+            None
+        }
     }
-    rebuildable!(each);
-    None
 }
 
 /// A copy of `request` to send again, if its body can be copied.
@@ -160,8 +183,8 @@ pub(crate) fn clone_with_body<B, C>(request: &Request<B>, body: C) -> Request<C>
 
 #[cfg(test)]
 mod tests {
-    use http_body::Body;
     use http_body_util::BodyExt;
+    use tower::BoxError;
 
     use super::*;
 

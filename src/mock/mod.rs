@@ -19,7 +19,8 @@
 //! # }
 //! ```
 //!
-//! What each stand-in answers:
+//! What each stand-in answers, on every path but its token endpoint (any path is "the API": a
+//! test picks the path its client would call, and reads it back from [`MockServer::requests`]):
 //!
 //! | provider | credential | missing or unknown | forbidden | success |
 //! |---|---|---|---|---|

@@ -262,6 +262,7 @@ impl TokenCredential {
         let window = match &current {
             None => Window::Empty,
             Some(current) if current.expired(now) => Window::Expired,
+            Some(current) if current.invalidated() => Window::Invalidated,
             Some(current) if current.mandatory_at.is_some_and(|at| now >= at) => Window::Mandatory,
             Some(current) if current.advisory_at.is_some_and(|at| now >= at) => Window::Advisory,
             Some(_) => Window::Fresh,
@@ -374,6 +375,9 @@ pub enum Window {
     Mandatory,
     /// Past its expiry: served only while refreshing fails (static stability).
     Expired,
+    /// Rejected by the API, or [`invalidate`](TokenCredential::invalidate)d: the next request
+    /// waits for a refresh; served only while refreshing fails (static stability).
+    Invalidated,
 }
 
 /// Lets an `arc_swap::Cache` reach the cached token.

@@ -373,3 +373,28 @@ async fn without_static_stability_a_dropped_token_does_not_inherit_the_refresh_b
 async fn let_due_timers_fire() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_each_window_of_a_tokens_life() {
+    use crate::token::Window;
+
+    let hour = Duration::from_secs(3600);
+    // One token, then the endpoint is down: the background refresh fails, the token stays.
+    let (builder, _fetches) = scripted([Ok(Token::new("t1").expires_in(hour))]);
+    let tokens = builder.build().unwrap();
+    assert_eq!(tokens.status().window, Window::Empty);
+    tokens.fetch().await.unwrap();
+    assert_eq!(tokens.status().window, Window::Fresh);
+    // An hour-long token: advisory 15 minutes before its expiry, mandatory in the last minute.
+    tokio::time::advance(Duration::from_secs(46 * 60)).await;
+    assert_eq!(tokens.status().window, Window::Advisory);
+    tokio::time::advance(Duration::from_secs(13 * 60 + 30)).await;
+    assert_eq!(tokens.status().window, Window::Mandatory);
+
+    // A fresh token that the API rejects (or that is invalidated) says so.
+    let (builder, _fetches) = scripted([Ok(Token::new("t1").expires_in(hour))]);
+    let tokens = builder.build().unwrap();
+    tokens.fetch().await.unwrap();
+    tokens.invalidate();
+    assert_eq!(tokens.status().window, Window::Invalidated);
+}

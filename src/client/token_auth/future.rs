@@ -311,7 +311,7 @@ impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     S::Error: Into<BoxError>,
-    B: Body + 'static,
+    B: Body<Error: 'static> + 'static,
     B::Error: Into<BoxError>,
     ResBody: Body,
     ResBody::Error: Into<BoxError>,

@@ -215,7 +215,7 @@ impl<S, B, ResBody> Service<Request<B>> for TokenAuth<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
-    B: Body + 'static,
+    B: Body<Error: 'static> + 'static,
     B::Error: Into<BoxError>,
     ResBody: Body,
     ResBody::Error: Into<BoxError>,
@@ -260,7 +260,7 @@ where
 }
 
 /// Whether a body that cannot be copied should be read into memory to be replayable.
-fn rebuildable<B: Body + 'static>(request: &Request<B>, limit: usize) -> bool {
+fn rebuildable<B: Body<Error: 'static> + 'static>(request: &Request<B>, limit: usize) -> bool {
     can_rebuild::<B>()
         && request
             .body()
@@ -277,7 +277,7 @@ impl<S: Clone> TokenAuth<S> {
     fn after_wait<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B, ResBody>
     where
         S: Service<Request<B>>,
-        B: Body + 'static,
+        B: Body<Error: 'static> + 'static,
         ResBody: Body,
     {
         let blocked = self.gate.take_blocked();
@@ -305,7 +305,7 @@ impl<S: Clone> TokenAuth<S> {
     fn prepare<B, ResBody>(&mut self, request: Request<B>) -> ResponseFuture<S, B, ResBody>
     where
         S: Service<Request<B>>,
-        B: Body + 'static,
+        B: Body<Error: 'static> + 'static,
         ResBody: Body,
     {
         let inner = release(&mut self.inner);
