@@ -150,6 +150,9 @@
 //!   replay).
 //! - `follow-redirect`: `client::KeepCredentialHome`, a tower-http redirect policy that keeps the
 //!   credential on its origin.
+//! - `reqwest`: [`reqwest::ReqwestService`], the layers around a `reqwest::Client`.
+//! - `reqwest-middleware`: `reqwest_middleware` middleware with the layers' guarantees.
+//! - `metrics`: counters and histograms through the `metrics` facade (`tower_api_auth::metrics` names them).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -165,6 +168,9 @@ pub mod credential;
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 pub mod providers;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod secret;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -177,7 +183,8 @@ pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origi
 pub use self::secret::Secret;
 pub use self::token::{Token, TokenCredential, TokenError, TokenSource};
 
-/// The README's examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests so they stay true. Some need the
+/// optional integrations: they run with `--all-features`, as in CI.
+#[cfg(all(doctest, feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -47,6 +47,13 @@ pub(crate) fn copy_body<B: 'static>(body: &B) -> Option<B> {
     if body.is::<()>() {
         return cast(());
     }
+    // A reqwest body made from bytes: its bytes are copied (reqwest keeps its own cheap clone
+    // private). A streamed one is `None` here, and rebuilt below when small.
+    #[cfg(feature = "reqwest")]
+    if let Some(body) = body.downcast_ref::<reqwest::Body>() {
+        let bytes = Bytes::copy_from_slice(body.as_bytes()?);
+        return cast(reqwest::Body::from(bytes));
+    }
     None
 }
 
@@ -88,6 +95,16 @@ impl Rebuild for tonic::body::Body {
     }
 }
 
+#[cfg(feature = "reqwest")]
+impl Rebuild for reqwest::Body {
+    fn rebuild(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        match trailers {
+            None => reqwest::Body::from(data),
+            Some(trailers) => reqwest::Body::wrap(buffered(data, Some(trailers))),
+        }
+    }
+}
+
 /// Calls `$each!` with the body types that can be rebuilt: the boxed bodies with the error
 /// types seen in practice, and the framework bodies of the enabled features.
 macro_rules! rebuildable {
@@ -106,6 +123,8 @@ macro_rules! rebuildable {
             BoxBody<Bytes, axum::Error>,
             UnsyncBoxBody<Bytes, axum::Error>
         );
+        #[cfg(feature = "reqwest")]
+        $each!(reqwest::Body);
         #[cfg(feature = "tonic")]
         $each!(
             tonic::body::Body,
@@ -192,6 +211,19 @@ mod tests {
         assert!(copy_body(&boxed).is_none());
         let limited = http_body_util::Limited::new(Full::new(Bytes::new()), 10);
         assert!(copy_body(&limited).is_none());
+    }
+
+    #[cfg(feature = "reqwest")]
+    #[tokio::test]
+    async fn reqwest_bodies_of_bytes_are_copied_and_streamed_ones_rebuilt() {
+        let body = reqwest::Body::from("json");
+        let copy = copy_body(&body).unwrap();
+        assert_eq!(copy.as_bytes(), Some(&b"json"[..]));
+        let streamed = reqwest::Body::wrap(Full::new(Bytes::from_static(b"stream")));
+        assert!(copy_body(&streamed).is_none());
+        assert!(can_rebuild::<reqwest::Body>());
+        let rebuilt: reqwest::Body = rebuild(Bytes::from_static(b"stream"), None).unwrap();
+        assert_eq!(rebuilt.as_bytes(), Some(&b"stream"[..]));
     }
 
     #[tokio::test]
