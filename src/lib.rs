@@ -152,7 +152,7 @@
 //!   credential on its origin.
 //! - `reqwest`: [`reqwest::ReqwestService`], the layers around a `reqwest::Client`.
 //! - `reqwest-middleware`: `reqwest_middleware` middleware with the layers' guarantees.
-//! - `metrics`: counters and histograms through the `metrics` facade (`tower_api_auth::metrics` names them).
+//! - `metrics`: counters and histograms through the `metrics` facade ([`metrics`] names them).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -164,6 +164,11 @@ mod builder;
 pub mod classify;
 pub mod client;
 pub mod credential;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;

@@ -230,6 +230,9 @@ fn finish<B, C: Classifier>(
     body: Option<&[u8]>,
 ) -> Response<ResponseBody<B>> {
     let outcome = layer.classifier.classify(&head, body);
+    if cfg!(feature = "metrics") && head.extensions.get::<Outcome>().is_none() {
+        crate::metrics::outcome(layer.classifier.provider(), &outcome);
+    }
     if !outcome.is_success() {
         trace_failure(layer.classifier.provider(), &outcome);
     }

@@ -104,6 +104,13 @@ impl Rejection {
     pub(crate) fn classify(&self, head: &Parts, body: Option<&[u8]>) -> Option<Outcome> {
         Some(self.classifier.as_ref()?.classify(head, body))
     }
+
+    /// The classifier's provider name (`api` without a classifier), for metrics.
+    pub(crate) fn provider(&self) -> &'static str {
+        self.classifier
+            .as_ref()
+            .map_or("api", |classifier| classifier.provider())
+    }
 }
 
 impl fmt::Debug for Rejection {
