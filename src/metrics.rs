@@ -196,14 +196,46 @@ pub(crate) fn token_replayed() {
     counter!(CLIENT_TOKEN_REPLAYS).increment(1);
 }
 
-/// An API answer was classified by `provider`'s classifier.
-#[inline]
-pub(crate) fn outcome(provider: &'static str, outcome: &crate::classify::Outcome) {
+/// The outcome counters of one classifier (a `ClassifyLayer`, a token credential's), shared by
+/// its clones: each `(provider, kind)` series is registered on its first count, with the
+/// recorder installed then, and later counts are an atomic add (no label allocation, no
+/// registry lookup on the request path).
+#[derive(Clone, Default)]
+pub(crate) struct OutcomeCounters {
     #[cfg(feature = "metrics")]
-    counter!(CLIENT_OUTCOMES, "provider" => provider, "kind" => outcome_kind(outcome.kind()))
-        .increment(1);
-    #[cfg(not(feature = "metrics"))]
-    let _ = (provider, outcome);
+    counters: std::sync::Arc<[std::sync::OnceLock<metrics::Counter>; 8]>,
+}
+
+impl OutcomeCounters {
+    /// An API answer was classified by `provider`'s classifier.
+    #[inline]
+    pub(crate) fn count(&self, provider: &'static str, outcome: &crate::classify::Outcome) {
+        #[cfg(feature = "metrics")]
+        {
+            let kind = outcome.kind();
+            let slot = &self.counters[kind_index(kind)];
+            slot.get_or_init(
+                || counter!(CLIENT_OUTCOMES, "provider" => provider, "kind" => outcome_kind(kind)),
+            )
+            .increment(1);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (provider, outcome);
+    }
+}
+
+#[cfg(feature = "metrics")]
+fn kind_index(kind: OutcomeKind) -> usize {
+    match kind {
+        OutcomeKind::Success => 0,
+        OutcomeKind::CredentialRejected => 1,
+        OutcomeKind::CredentialMissing => 2,
+        OutcomeKind::Forbidden => 3,
+        OutcomeKind::Banned => 4,
+        OutcomeKind::RateLimited => 5,
+        OutcomeKind::Transient => 6,
+        OutcomeKind::ClientError => 7,
+    }
 }
 
 #[cfg(feature = "metrics")]

@@ -45,7 +45,20 @@
 //!
 //! reqwest comes without its default features: enable its TLS (`rustls` or `native-tls`) in
 //! your own `Cargo.toml`, as for any reqwest client.
+//!
+//! # reqwest-middleware
+//!
+//! With feature `reqwest-middleware`, the same guarantees as `reqwest_middleware` middleware:
+//! [`AuthMiddleware`] (a static credential), [`TokenAuthMiddleware`] (a fetched token, one
+//! replay on a rejection, the classifier's `Outcome` in the response's extensions) and
+//! [`RetryMiddleware`] (`Retry-After`, never a `POST` that may have been processed). Add the
+//! retry middleware first, so that it is outside the token's.
 
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
 mod service;
 
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use self::middleware::{AuthMiddleware, RetryMiddleware, TokenAuthMiddleware};
 pub use self::service::{ReqwestService, ResponseFuture};

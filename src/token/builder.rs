@@ -84,6 +84,7 @@ impl Config {
 #[derive(Clone)]
 pub(crate) struct Rejection {
     classifier: Option<Arc<dyn Classifier>>,
+    outcomes: crate::metrics::OutcomeCounters,
 }
 
 impl Rejection {
@@ -105,11 +106,10 @@ impl Rejection {
         Some(self.classifier.as_ref()?.classify(head, body))
     }
 
-    /// The classifier's provider name (`api` without a classifier), for metrics.
-    pub(crate) fn provider(&self) -> &'static str {
-        self.classifier
-            .as_ref()
-            .map_or("api", |classifier| classifier.provider())
+    /// Counts an outcome of the classifier's (metrics).
+    pub(crate) fn count(&self, outcome: &Outcome) {
+        let provider = self.classifier.as_ref().map_or("api", |c| c.provider());
+        self.outcomes.count(provider, outcome);
     }
 }
 
@@ -138,7 +138,10 @@ impl TokenCredentialBuilder {
     pub(super) fn new(source: Box<dyn TokenSource>) -> Self {
         Self {
             rules: RulesBuilder::new(Ok(Placement::bearer())),
-            rejection: Rejection { classifier: None },
+            rejection: Rejection {
+                classifier: None,
+                outcomes: Default::default(),
+            },
             source,
             config: Config::default(),
         }

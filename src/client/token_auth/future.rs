@@ -244,7 +244,7 @@ where
     };
     if let Some(outcome) = verdict.filter(|_| head.extensions.get::<Outcome>().is_none()) {
         if cfg!(feature = "metrics") {
-            crate::metrics::outcome(tokens.rejection().provider(), &outcome);
+            tokens.rejection().count(&outcome);
         }
         head.extensions.insert(outcome);
     }
