@@ -68,6 +68,11 @@ fn bench(c: &mut Criterion) {
         let mut on = service();
         group.bench_function("metrics on (Prometheus recorder)", |b| b.iter(&mut on));
     });
+    // Off again: the order of the variants is not the difference.
+    let mut off_again = service();
+    group.bench_function("metrics off again (no recorder)", |b| {
+        b.iter(&mut off_again)
+    });
     group.finish();
     assert!(handle.render().contains("tower_api_auth_client_outcomes"));
 }

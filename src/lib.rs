@@ -140,6 +140,9 @@
 //! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
 //!   store, in axum apps and any tower server.
 //! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
+//! - [`reqwest`] (features `reqwest`, `reqwest-middleware`): the layers around a
+//!   `reqwest::Client`, and `reqwest_middleware` middleware.
+//! - [`metrics`] (feature `metrics`): the metrics the crate records, and their names.
 //!
 //! # Feature flags
 //!

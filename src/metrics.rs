@@ -49,7 +49,9 @@ listed here.
 | [`tower_api_auth.server.key_store.size`](SERVER_KEY_STORE_SIZE) | gauge | `store` = `memory` \| the store's name | keys in the store, set at every change |
 | [`tower_api_auth.server.key_store.snapshot_age`](SERVER_KEY_STORE_SNAPSHOT_AGE) | gauge, s | `store` | age of the snapshot a store serves from (stores that load snapshots) |
 
-[`describe`] registers each name's unit and description with the installed recorder. Without
+[`describe`] registers each name's unit and description with the installed recorder. Install
+the recorder before the first request: a layer's outcome counters are registered on their first
+use, with the recorder installed then, so that counting is an atomic add afterwards. Without
 the feature, every call site compiles to nothing.
 "##
 )]
