@@ -151,6 +151,9 @@ fn akool_client(server: &MockServer) -> (ClientWithMiddleware, tower_api_auth::T
 
 #[tokio::test]
 async fn akool_one_get_token_for_concurrent_callers_and_code_1101_replayed_once() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let server = MockServer::start(Provider::Akool).await.unwrap();
     server.accept_key("client-secret");
     let (client, tokens) = akool_client(&server);
@@ -176,6 +179,65 @@ async fn akool_one_get_token_for_concurrent_callers_and_code_1101_replayed_once(
         .filter(|r| r.uri.path().ends_with("info"))
         .count();
     assert_eq!(attempts, 2);
+
+    if cfg!(feature = "metrics") {
+        // Each answer counted once (the retry middleware outside finds the token
+        // middleware's outcome and counts nothing more).
+        let mut counters = std::collections::BTreeMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            if let metrics_util::debugging::DebugValue::Counter(n) = value {
+                let labels: Vec<_> = key.key().labels().map(|l| l.value().to_owned()).collect();
+                counters.insert(format!("{} {}", key.key().name(), labels.join(",")), n);
+            }
+        }
+        let count = |name: &str| counters.get(name).copied().unwrap_or_default();
+        assert_eq!(
+            count("tower_api_auth.client.token.rejections "),
+            1,
+            "{counters:#?}"
+        );
+        assert_eq!(count("tower_api_auth.client.token.replays "), 1);
+        assert_eq!(count("tower_api_auth.client.outcomes akool,success"), 21);
+        assert_eq!(
+            count("tower_api_auth.client.outcomes akool,credential_rejected"),
+            1
+        );
+        assert_eq!(count("tower_api_auth.token.fetches success"), 2);
+    }
+}
+
+#[tokio::test]
+async fn no_secret_in_debug_or_in_a_failed_fetch_error() {
+    let server = MockServer::start(Provider::Akool).await.unwrap();
+    server.accept_key("the-real-secret");
+    let http = reqwest::Client::new();
+    let tokens = akool::client_credentials("client-id", "a-wrong-secret")
+        .base_url(server.base_url())
+        .build(ReqwestService::new(http.clone()))
+        .unwrap();
+    let credential = akkio::api_key("akkio-secret-key").build().unwrap();
+    let printed = format!(
+        "{:?} {:?} {:?}",
+        AuthMiddleware::new(credential),
+        TokenAuthMiddleware::new(tokens.clone()),
+        RetryMiddleware::new(RetryPolicy::new()).classifier(akool::classifier()),
+    );
+    let client = ClientBuilder::new(http)
+        .with(TokenAuthMiddleware::new(tokens))
+        .build();
+    let url = format!("{}/api/open/v3/faceswap/quota/info", server.base_url());
+    let err = client.get(&url).send().await.unwrap_err();
+    let mut report = format!("{err} {err:?}");
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
+    while let Some(inner) = cause {
+        report.push_str(&format!(" | {inner} {inner:?}"));
+        cause = inner.source();
+    }
+    assert!(report.contains("getToken"), "{report}");
+    for secret in ["a-wrong-secret", "akkio-secret-key", "the-real-secret"] {
+        assert!(!printed.contains(secret), "{printed}");
+        assert!(!report.contains(secret), "{report}");
+    }
 }
 
 #[tokio::test]
