@@ -9,6 +9,7 @@
 //! ```sh
 //! cargo run --example demo
 //! RUST_LOG=tower_api_auth=trace cargo run --example demo   # more of the crate's tracing
+//! cargo run --example demo --features metrics    # and the metrics it recorded, at the end
 //! ```
 
 #[path = "shared/jobs_api.rs"]
@@ -43,6 +44,8 @@ async fn main() -> Result {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    #[cfg(feature = "metrics")]
+    let prometheus = install_metrics()?;
 
     let mocks = MockProviders::start().await?;
     mocks.akkio.accept_key("akkio-demo-key");
@@ -236,7 +239,27 @@ async fn main() -> Result {
     ] {
         println!("  {what:<28} -> {}", result.unwrap_err());
     }
+
+    #[cfg(feature = "metrics")]
+    {
+        println!("\n== The metrics this run recorded (Prometheus text format)\n");
+        print!("{}", prometheus.render());
+    }
+    #[cfg(not(feature = "metrics"))]
+    println!(
+        "\n(`--features metrics` also prints the metrics this run recorded, in Prometheus text)"
+    );
     Ok(())
+}
+
+/// A Prometheus recorder for the whole process; `render()` writes the text format.
+#[cfg(feature = "metrics")]
+fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)?;
+    tower_api_auth::metrics::describe();
+    Ok(handle)
 }
 
 fn section(title: &str) {

@@ -140,6 +140,9 @@
 //! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
 //!   store, in axum apps and any tower server.
 //! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
+//! - [`reqwest`] (features `reqwest`, `reqwest-middleware`): the layers around a
+//!   `reqwest::Client`, and `reqwest_middleware` middleware.
+//! - [`metrics`] (feature `metrics`): the metrics the crate records, and their names.
 //!
 //! # Feature flags
 //!
@@ -150,6 +153,9 @@
 //!   replay).
 //! - `follow-redirect`: `client::KeepCredentialHome`, a tower-http redirect policy that keeps the
 //!   credential on its origin.
+//! - `reqwest`: [`reqwest::ReqwestService`], the layers around a `reqwest::Client`.
+//! - `reqwest-middleware`: `reqwest_middleware` middleware with the layers' guarantees.
+//! - `metrics`: counters and histograms through the `metrics` facade ([`metrics`] names them).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -161,10 +167,18 @@ mod builder;
 pub mod classify;
 pub mod client;
 pub mod credential;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 pub mod providers;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 mod secret;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -177,7 +191,8 @@ pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origi
 pub use self::secret::Secret;
 pub use self::token::{Token, TokenCredential, TokenError, TokenSource};
 
-/// The README's examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests so they stay true. Some need the
+/// optional integrations: they run with `--all-features`, as in CI.
+#[cfg(all(doctest, feature = "reqwest"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -7,7 +7,9 @@
 //! - Requests: a request is copied for a replay or a retry when its body can be copied without
 //!   reading it (`Full<Bytes>`, `Empty<Bytes>`, `String`), or read into memory first when it is
 //!   small and of a type that can be rebuilt from bytes (`BoxBody` and `UnsyncBoxBody` with any
-//!   error type, `axum::body::Body`, `tonic::body::Body`). Every other body type works
+//!   error type, `axum::body::Body`, `tonic::body::Body`). With feature `reqwest`, a
+//!   `reqwest::Body` made from bytes is copied (its bytes), and a streamed one is read into
+//!   memory first like the boxed bodies. Every other body type works
 //!   too: it is sent once, and what would have been replayed is reported instead.
 //!
 //! ```

@@ -47,6 +47,13 @@ pub(crate) fn copy_body<B: 'static>(body: &B) -> Option<B> {
     if body.is::<()>() {
         return cast(());
     }
+    // A reqwest body made from bytes: its bytes are copied (reqwest keeps its own cheap clone
+    // private). A streamed one is `None` here, and rebuilt below when small.
+    #[cfg(feature = "reqwest")]
+    if let Some(body) = body.downcast_ref::<reqwest::Body>() {
+        let bytes = Bytes::copy_from_slice(body.as_bytes()?);
+        return cast(reqwest::Body::from(bytes));
+    }
     None
 }
 
@@ -88,11 +95,23 @@ impl Rebuild for tonic::body::Body {
     }
 }
 
+#[cfg(feature = "reqwest")]
+impl Rebuild for reqwest::Body {
+    fn rebuild(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        match trailers {
+            None => reqwest::Body::from(data),
+            Some(trailers) => reqwest::Body::wrap(buffered(data, Some(trailers))),
+        }
+    }
+}
+
 /// Calls `$each!` with the framework body types that can be rebuilt, for the enabled features.
 macro_rules! framework_bodies {
     ($each:ident) => {
         #[cfg(feature = "axum")]
         $each!(axum::body::Body);
+        #[cfg(feature = "reqwest")]
+        $each!(reqwest::Body);
         #[cfg(feature = "tonic")]
         $each!(tonic::body::Body);
     };
@@ -104,8 +123,8 @@ enum Rebuilt {
     Boxed,
     /// `UnsyncBoxBody<Bytes, B::Error>`.
     UnsyncBoxed,
-    /// A framework body (axum's, tonic's).
-    #[cfg(any(feature = "axum", feature = "tonic"))]
+    /// A framework body (axum's, tonic's, reqwest's).
+    #[cfg(any(feature = "axum", feature = "tonic", feature = "reqwest"))]
     Framework,
 }
 
@@ -120,7 +139,7 @@ where
     if ty == TypeId::of::<UnsyncBoxBody<Bytes, B::Error>>() {
         return Some(Rebuilt::UnsyncBoxed);
     }
-    #[cfg(any(feature = "axum", feature = "tonic"))]
+    #[cfg(any(feature = "axum", feature = "tonic", feature = "reqwest"))]
     macro_rules! each {
         ($ty:ty) => {
             if ty == TypeId::of::<$ty>() {
@@ -134,7 +153,8 @@ where
 
 /// Whether a body of type `B` can be rebuilt from bytes, so that reading it into memory makes
 /// it replayable: a boxed body (`BoxBody`, `UnsyncBoxBody`) with any error type, or a framework
-/// body of an enabled feature.
+/// body of an enabled feature
+/// (axum's, tonic's, reqwest's).
 pub(crate) fn can_rebuild<B>() -> bool
 where
     B: Body<Error: 'static> + 'static,
@@ -150,7 +170,7 @@ where
     match rebuilt::<B>()? {
         Rebuilt::Boxed => cast(BoxBody::<Bytes, B::Error>::rebuild(data, trailers)),
         Rebuilt::UnsyncBoxed => cast(UnsyncBoxBody::<Bytes, B::Error>::rebuild(data, trailers)),
-        #[cfg(any(feature = "axum", feature = "tonic"))]
+        #[cfg(any(feature = "axum", feature = "tonic", feature = "reqwest"))]
         Rebuilt::Framework => {
             macro_rules! each {
                 ($ty:ty) => {
@@ -215,6 +235,19 @@ mod tests {
         assert!(copy_body(&boxed).is_none());
         let limited = http_body_util::Limited::new(Full::new(Bytes::new()), 10);
         assert!(copy_body(&limited).is_none());
+    }
+
+    #[cfg(feature = "reqwest")]
+    #[tokio::test]
+    async fn reqwest_bodies_of_bytes_are_copied_and_streamed_ones_rebuilt() {
+        let body = reqwest::Body::from("json");
+        let copy = copy_body(&body).unwrap();
+        assert_eq!(copy.as_bytes(), Some(&b"json"[..]));
+        let streamed = reqwest::Body::wrap(Full::new(Bytes::from_static(b"stream")));
+        assert!(copy_body(&streamed).is_none());
+        assert!(can_rebuild::<reqwest::Body>());
+        let rebuilt: reqwest::Body = rebuild(Bytes::from_static(b"stream"), None).unwrap();
+        assert_eq!(rebuilt.as_bytes(), Some(&b"stream"[..]));
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct ClassifyLayer<C> {
     classifier: Arc<C>,
     body_limit: usize,
+    outcomes: crate::metrics::OutcomeCounters,
 }
 
 impl<C: Classifier> ClassifyLayer<C> {
@@ -31,6 +32,7 @@ impl<C: Classifier> ClassifyLayer<C> {
         Self {
             classifier: Arc::new(classifier),
             body_limit: DEFAULT_BODY_LIMIT,
+            outcomes: Default::default(),
         }
     }
 
@@ -50,6 +52,7 @@ impl<C> Clone for ClassifyLayer<C> {
         Self {
             classifier: Arc::clone(&self.classifier),
             body_limit: self.body_limit,
+            outcomes: self.outcomes.clone(),
         }
     }
 }
@@ -230,6 +233,9 @@ fn finish<B, C: Classifier>(
     body: Option<&[u8]>,
 ) -> Response<ResponseBody<B>> {
     let outcome = layer.classifier.classify(&head, body);
+    if cfg!(feature = "metrics") && head.extensions.get::<Outcome>().is_none() {
+        layer.outcomes.count(layer.classifier.provider(), &outcome);
+    }
     if !outcome.is_success() {
         trace_failure(layer.classifier.provider(), &outcome);
     }

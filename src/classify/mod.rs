@@ -55,6 +55,8 @@ mod outcome;
 mod policy;
 
 pub(crate) use self::classifier::is_json;
+#[cfg(feature = "reqwest-middleware")]
+pub(crate) use self::classifier::retry_after;
 pub use self::classifier::{Classifier, EnvelopeClassifier, StatusClassifier, Then};
 pub use self::error::{ClassifiedError, error_for_outcome};
 pub use self::layer::{Classify, ClassifyLayer, DEFAULT_BODY_LIMIT, ResponseFuture};

@@ -217,6 +217,7 @@ where
             return None;
         }
         self.attempts += 1;
+        crate::metrics::retry(outcome.kind(), result.is_err());
         Some(match delay {
             Some(delay) => tokio::time::sleep(delay),
             None => self.backoff.next_backoff(),

@@ -122,6 +122,16 @@ impl Credential {
         }
     }
 
+    /// Puts the credential on a request's `headers` if `uri` is in scope (the reqwest
+    /// middleware, which has no per-service cache).
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn attach_to(&self, uri: &http::Uri, headers: &mut http::HeaderMap) {
+        let rules = &self.shared.rules;
+        if rules.permits(uri) {
+            rules.apply(HeaderValue::clone(&self.shared.value.load()), headers);
+        }
+    }
+
     /// A per-service view that skips the shared load while the secret has not changed.
     pub(crate) fn cached(&self) -> CachedCredential {
         CachedCredential {

@@ -271,6 +271,7 @@ impl Settings {
             }
         }
         tracing::trace!(principal = principal.id(), "credential accepted");
+        crate::metrics::server_accepted();
         parts.extensions.insert(principal.clone());
         Ok(Request::from_parts(parts, body))
     }
@@ -290,6 +291,7 @@ impl Settings {
 
 /// Logs why a request is refused: the reason and the principal, never the credential.
 fn refused(rejection: Rejection, principal: Option<&Principal>) -> Rejection {
+    crate::metrics::server_refused(rejection);
     tracing::info!(
         reason = %rejection,
         principal = principal.map(Principal::id),

@@ -204,6 +204,7 @@ impl MemoryKeyStore {
     pub fn replace(&self, keys: impl IntoIterator<Item = (KeyDigest, KeyRecord)>) {
         let keys: Keys = keys.into_iter().collect();
         let _turn = self.writer();
+        crate::metrics::key_store_size("memory", keys.len());
         self.shared.keys.store(Arc::new(keys));
     }
 
@@ -222,6 +223,7 @@ impl MemoryKeyStore {
         let _turn = self.writer();
         let mut keys = Keys::clone(&self.shared.keys.load());
         let out = f(&mut keys);
+        crate::metrics::key_store_size("memory", keys.len());
         self.shared.keys.store(Arc::new(keys));
         out
     }

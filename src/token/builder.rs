@@ -84,6 +84,7 @@ impl Config {
 #[derive(Clone)]
 pub(crate) struct Rejection {
     classifier: Option<Arc<dyn Classifier>>,
+    outcomes: crate::metrics::OutcomeCounters,
 }
 
 impl Rejection {
@@ -103,6 +104,12 @@ impl Rejection {
     /// reports the answers that reach the caller.
     pub(crate) fn classify(&self, head: &Parts, body: Option<&[u8]>) -> Option<Outcome> {
         Some(self.classifier.as_ref()?.classify(head, body))
+    }
+
+    /// Counts an outcome of the classifier's (metrics).
+    pub(crate) fn count(&self, outcome: &Outcome) {
+        let provider = self.classifier.as_ref().map_or("api", |c| c.provider());
+        self.outcomes.count(provider, outcome);
     }
 }
 
@@ -131,7 +138,10 @@ impl TokenCredentialBuilder {
     pub(super) fn new(source: Box<dyn TokenSource>) -> Self {
         Self {
             rules: RulesBuilder::new(Ok(Placement::bearer())),
-            rejection: Rejection { classifier: None },
+            rejection: Rejection {
+                classifier: None,
+                outcomes: Default::default(),
+            },
             source,
             config: Config::default(),
         }

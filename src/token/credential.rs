@@ -137,6 +137,9 @@ impl Current {
 
     /// Says once per token, at WARN, that it is being sent past its expiry.
     pub(super) fn warn_if_stale(&self, now: Instant) {
+        if self.expired(now) {
+            crate::metrics::token_stale_served();
+        }
         if self.expired(now) && !self.warned_stale.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 generation = self.generation,

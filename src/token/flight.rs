@@ -133,6 +133,7 @@ impl FlightGuard {
             tokio::time::sleep_until(not_before).await;
         }
         inner.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let fetched = tokio::time::timeout(inner.config.fetch_timeout, inner.source.fetch()).await;
         let result = match fetched {
             Ok(Ok(token)) => match inner.rules.placement.header_value(&token.secret) {
@@ -152,6 +153,7 @@ impl FlightGuard {
             },
             Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
         };
+        crate::metrics::token_fetch(&result, started.elapsed());
         self.land(result)
     }
 

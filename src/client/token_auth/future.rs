@@ -243,12 +243,16 @@ where
         (None, _) => head.status == StatusCode::UNAUTHORIZED,
     };
     if let Some(outcome) = verdict.filter(|_| head.extensions.get::<Outcome>().is_none()) {
+        if cfg!(feature = "metrics") {
+            tokens.rejection().count(&outcome);
+        }
         head.extensions.insert(outcome);
     }
     let response = Response::from_parts(head, body);
     if !rejected {
         return Verdict::Answer(response);
     }
+    crate::metrics::token_rejected();
     let generation = pending.generation;
     if pending.replayed {
         tracing::warn!(
@@ -417,6 +421,9 @@ where
                             let rules = pending.tokens.rules();
                             rules.apply(token.value.clone(), request.headers_mut());
                             pending.generation = token.generation;
+                            if pending.replayed {
+                                crate::metrics::token_replayed();
+                            }
                             let future = pending.inner.call(request);
                             // The same service instance serves the replay: it is made ready
                             // again first, as tower's contract asks.
