@@ -51,8 +51,12 @@ listed here.
 
 [`describe`] registers each name's unit and description with the installed recorder. Install
 the recorder before the first request: a layer's outcome counters are registered on their first
-use, with the recorder installed then, so that counting is an atomic add afterwards. Without
-the feature, every call site compiles to nothing.
+use, with the recorder installed then, so that counting is an atomic add afterwards: series a
+layer counted before the recorder came are not seen by it. A thread-local recorder
+(`metrics::with_local_recorder`, `set_default_local_recorder`) sees only what its own thread
+records; a token fetch runs in a task of its own, which a multi-thread runtime may run on
+another thread, so install the recorder globally (`metrics::set_global_recorder`) outside
+tests on one thread. Without the feature, every call site compiles to nothing.
 "##
 )]
 

@@ -278,3 +278,46 @@ async fn akool_replays_every_body_a_reqwest_user_sends_that_can_be_sent_twice() 
     assert!(outcome(&response).is_success());
     assert_eq!(server.token_request_count(), fetches + 1);
 }
+
+/// reqwest follows redirects below the layers and keeps `X-API-Key` across hosts; under
+/// `keep_credential_home` a redirect within the origin is followed with the key, and one to
+/// another origin is not followed at all.
+#[tokio::test]
+async fn under_keep_credential_home_no_redirect_carries_a_key_to_another_origin() {
+    let akkio_api = MockServer::start(Provider::Akkio).await.unwrap();
+    akkio_api.accept_key("akkio-key");
+    let elsewhere = MockServer::start(Provider::Erathos).await.unwrap();
+    let credential = akkio::api_key("akkio-key")
+        .origin(akkio_api.base_url())
+        .build()
+        .unwrap();
+    let reqwest = reqwest::Client::builder()
+        .redirect(tower_api_auth::reqwest::keep_credential_home())
+        .build()
+        .unwrap();
+    let client = ServiceBuilder::new()
+        .layer(AuthLayer::new(credential))
+        .service(ReqwestService::new(reqwest));
+    let via_redirect = |to: String| {
+        let url = format!("{}/_mock/redirect?to={to}", akkio_api.base_url());
+        Request::get(url).body(reqwest::Body::default()).unwrap()
+    };
+
+    // Within the origin: followed, with the key.
+    let home = format!("{}/api/v1/models", akkio_api.base_url());
+    let response = client.clone().oneshot(via_redirect(home)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let arrived = akkio_api.requests();
+    assert_eq!(arrived.len(), 2);
+    assert!(
+        arrived
+            .iter()
+            .all(|r| r.headers["x-api-key"] == "akkio-key")
+    );
+
+    // To another origin: not followed; the 307 is the answer, and nothing reached it.
+    let away = format!("{}/workspaces", elsewhere.base_url());
+    let response = client.oneshot(via_redirect(away)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(elsewhere.request_count(), 0);
+}

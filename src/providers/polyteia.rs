@@ -132,7 +132,8 @@ impl KeyExchange {
         };
         let builder = TokenCredential::builder(source)
             .default_header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .origin(self.base_url);
+            .origin(self.base_url)
+            .classifier(classifier());
         match checked {
             Ok(()) => builder,
             Err(err) => builder.fail(err),

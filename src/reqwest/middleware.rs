@@ -87,8 +87,10 @@ impl Middleware for AuthMiddleware {
 ///   one refetch per rejected token, one replay per request, never a loop;
 /// - the classifier's [`Outcome`] is put into the response's extensions
 ///   (`response.extensions().get::<Outcome>()`);
-/// - a request whose body cannot be cloned (`reqwest::Body::wrap_stream`) is sent once: its
-///   rejection refetches the token for the next requests and comes back as the API's answer.
+/// - a request whose body reqwest cannot clone (any streamed body, `reqwest::Body::wrap_stream`
+///   or `Body::wrap`, whatever its size; the tower route reads small ones into memory) is sent
+///   once: its rejection refetches the token for the next requests and comes back as the API's
+///   answer.
 ///
 /// A token that cannot be had is an error: `reqwest_middleware::Error::Middleware` wrapping a
 /// [`TokenError`].

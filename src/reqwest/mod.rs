@@ -46,6 +46,13 @@
 //! reqwest comes without its default features: enable its TLS (`rustls` or `native-tls`) in
 //! your own `Cargo.toml`, as for any reqwest client.
 //!
+//! # Redirects
+//!
+//! reqwest follows redirects inside the client, below these layers and middleware, and on a
+//! redirect to another host removes `Authorization` and cookies only. A key in any other header
+//! (`X-API-Key`) would follow the redirect: build the client with
+//! [`keep_credential_home`] as its redirect policy (or `reqwest::redirect::Policy::none()`).
+//!
 //! # reqwest-middleware
 //!
 //! With feature `reqwest-middleware`, the same guarantees as `reqwest_middleware` middleware:
@@ -56,9 +63,11 @@
 
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
+mod redirect;
 mod service;
 
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub use self::middleware::{AuthMiddleware, RetryMiddleware, TokenAuthMiddleware};
+pub use self::redirect::keep_credential_home;
 pub use self::service::{ReqwestService, ResponseFuture};
