@@ -42,8 +42,24 @@ const MAX_PREFIX_LEN: usize = 32;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// Issues and checks keys of the form `<prefix>_<random>_<checksum>`; see the
-/// [module docs](self) for an example.
+/// Issues and checks keys of the form `<prefix>_<random>_<checksum>`.
+///
+/// The random part is [`RANDOM_LEN`] base62 characters from the operating system's generator
+/// (178 bits); the checksum is the CRC32 of `<prefix>_<random>` in six base62 characters, as
+/// GitHub's tokens carry it. A secret scanner recognises the prefix and can confirm the
+/// checksum offline; a server refuses a mistyped or guessed key without hashing it or asking
+/// its store ([`ValidateCredentialLayer::key_format`](super::ValidateCredentialLayer::key_format)).
+///
+/// ```
+/// use tower_api_auth::server::KeyFormat;
+///
+/// let format = KeyFormat::new("acme_live")?;
+/// let key = format.issue();
+/// assert!(key.expose().starts_with("acme_live_"));
+/// assert!(format.check(key.expose()).is_ok());
+/// assert!(format.check("acme_live_guess").is_err());
+/// # Ok::<(), tower_api_auth::server::KeyFormatError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyFormat {
     prefix: Box<str>,
