@@ -363,3 +363,33 @@ async fn sqlite_outage_policies_hold() {
     assert_eq!(response.headers()[http::header::RETRY_AFTER], "5");
     assert_eq!(call(&served_stale, issued.key()).await.0, StatusCode::OK);
 }
+
+/// The key is shown once, by `expose`: never by `Debug`, in a listing, or in the logs.
+#[tokio::test]
+async fn issued_keys_never_show_the_key() {
+    let logs = support::CapturedLogs::default();
+    let _guard = logs.install();
+    let dir = tempfile::tempdir().unwrap();
+    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
+        .await
+        .unwrap();
+    let issued = database.create(NewKey::new("ivan")).await.unwrap();
+    let key = issued.key().expose().to_owned();
+    let random = &key["acme_test_".len()..];
+    let store = SqlKeyStore::open(database.clone()).await.unwrap();
+    let served = serve(store.clone(), format(), Clock::new()).await;
+    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+    database.revoke(issued.info().id()).await.unwrap();
+    store.refresh().await.unwrap();
+    assert_eq!(
+        call(&served, issued.key()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let shown = format!(
+        "{issued:?} {:?} {store:?} {database:?} {}",
+        database.list().await.unwrap(),
+        logs.text()
+    );
+    assert!(shown.contains("ivan"), "{shown}");
+    assert!(!shown.contains(&random[4..]), "{shown}");
+}
