@@ -46,7 +46,7 @@ async fn load(database: KeyDatabase) -> (Duration, Duration) {
     (took, revocation)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_keys_load_from_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
@@ -64,6 +64,10 @@ async fn a_million_keys_load_from_sqlite() {
     .await
     .unwrap();
     let inserted = inserted.elapsed();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let (took, revocation) = load(database).await;
     eprintln!(
@@ -72,7 +76,7 @@ async fn a_million_keys_load_from_sqlite() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_keys_load_from_postgres() {
     let Some(pg) = postgres::Postgres::start("a_million_keys_load_from_postgres") else {
         return;
