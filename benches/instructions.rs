@@ -29,6 +29,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, EnvelopeClassifier, StatusClassifier, Then};
 use tower_api_auth::client::AttachTokenLayer;
 use tower_api_auth::providers::akool;
+use tower_api_auth::server::sql::SqlKeyStore;
 use tower_api_auth::server::{MemoryKeyStore, ValidateCredentialLayer};
 use tower_api_auth::token::{Token, TokenCredential};
 use tower_api_auth::{AuthLayer, Credential, Placement, TokenAuthLayer};
@@ -409,6 +410,7 @@ library_benchmark_group!(
 #[allow(deprecated)]
 type TowerHttpBearer = <ValidateRequestHeaderLayer<Bearer<Body>> as Layer<Bare>>::Service;
 type Validate = <ValidateCredentialLayer<MemoryKeyStore> as Layer<Bare>>::Service;
+type ValidateSql = <ValidateCredentialLayer<SqlKeyStore> as Layer<Bare>>::Service;
 
 /// An incoming request with a few typical headers and `Authorization: Bearer <key>`.
 fn server_request(key: &str) -> Request<Body> {
@@ -430,6 +432,20 @@ fn setup_tower_http(presented: &str) -> Input<TowerHttpBearer> {
 fn setup_validate(size: usize, presented: &str) -> Input<Validate> {
     let service = ValidateCredentialLayer::new(Placement::bearer(), store(size)).layer(Bare);
     warmed_checked(service, presented)
+}
+
+/// The layer over a `SqlKeyStore` (SQLite) holding the keys of `store(size)`. Its background
+/// tasks stop with the runtime at the end of the setup: the snapshot answers without them.
+fn setup_sql_accepted(size: usize) -> Input<ValidateSql> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::sql_store(&runtime, &dir, size);
+    drop(runtime);
+    let service = ValidateCredentialLayer::new(Placement::bearer(), store).layer(Bare);
+    warmed_checked(service, &key(PRESENTED))
 }
 
 fn setup_server_bare(_: usize) -> Input<Bare> {
@@ -495,6 +511,12 @@ fn validate_accepted(input: Input<Validate>) -> Validate {
 }
 
 #[library_benchmark]
+#[bench::keys_10(args = (10), setup = setup_sql_accepted)]
+fn validate_sql_accepted(input: Input<ValidateSql>) -> ValidateSql {
+    one_request(input)
+}
+
+#[library_benchmark]
 #[bench::keys_10(args = (10), setup = setup_rejected)]
 #[bench::keys_100000(args = (100_000), setup = setup_rejected)]
 fn validate_rejected(input: Input<Validate>) -> Validate {
@@ -504,7 +526,7 @@ fn validate_rejected(input: Input<Validate>) -> Validate {
 library_benchmark_group!(
     name = server;
     benchmarks = server_bare, tower_http_bearer, tower_http_bearer_wrong, validate_accepted,
-        validate_rejected
+        validate_rejected, validate_sql_accepted
 );
 
 main!(

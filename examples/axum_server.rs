@@ -4,6 +4,11 @@
 //! ```sh
 //! cargo run --example axum_server             # serves on loopback, calls itself, exits
 //! cargo run --example axum_server -- --serve  # keeps serving on 127.0.0.1:3000 for curl
+//!
+//! # keys from a database: `keys.db` (SQLite), or PostgreSQL when DATABASE_URL is set
+//! cargo run --example axum_server -- --database            # creates two keys, calls, revokes, exits
+//! cargo run --example keys -- create alice --scope jobs:read
+//! cargo run --example axum_server -- --serve --database    # serves the keys `keys` manages
 //! ```
 //!
 //! With `--serve`, try:
@@ -19,6 +24,8 @@
 
 #[path = "shared/jobs_api.rs"]
 mod jobs_api;
+#[path = "shared/key_database.rs"]
+mod key_database;
 
 use std::error::Error;
 
@@ -29,7 +36,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::{AuthLayer, Credential};
+use tower_api_auth::server::ValidateCredentialLayer;
+use tower_api_auth::server::sql::{KeyDatabase, NewKey, SqlKeyStore};
+use tower_api_auth::{AuthLayer, Credential, Placement};
 
 type Result<T = (), E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -41,8 +50,8 @@ async fn main() -> Result {
         .with_writer(std::io::stderr)
         .init();
 
-    let keys = jobs_api::demo_keys();
     let serve = std::env::args().any(|arg| arg == "--serve");
+    let from_database = std::env::args().any(|arg| arg == "--database");
     let listener = TcpListener::bind(if serve {
         "127.0.0.1:3000"
     } else {
@@ -50,6 +59,12 @@ async fn main() -> Result {
     })
     .await?;
     let base = format!("http://{}", listener.local_addr()?);
+
+    if from_database {
+        return with_database(listener, base, serve).await;
+    }
+
+    let keys = jobs_api::demo_keys();
     let app = jobs_api::app(keys.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     if serve {
@@ -83,6 +98,59 @@ async fn main() -> Result {
     )
     .await?;
     server.abort();
+    Ok(())
+}
+
+/// The same API with its keys in a database (`keys.db`, or `DATABASE_URL`): the snapshot is
+/// kept current by the store, so keys created or revoked with `cargo run --example keys` are
+/// seen within a second. Without `--serve`, creates a reader and a writer key, calls, revokes.
+async fn with_database(listener: TcpListener, base: String, serve: bool) -> Result {
+    let database = KeyDatabase::connect(&key_database::url(), key_database::format()?).await?;
+    let store = SqlKeyStore::open(database.clone()).await?;
+    let auth = ValidateCredentialLayer::new(Placement::bearer(), store.clone())
+        .key_format(database.format().clone());
+    let app = jobs_api::app_with(auth);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    if serve {
+        println!(
+            "serving on {base} with the {} keys of {}; manage them with `cargo run --example keys`",
+            store.len(),
+            key_database::url()
+        );
+        return Ok(server.await??);
+    }
+
+    let reader = NewKey::new("svc-dashboard")
+        .organization("acme")
+        .scopes(["jobs:read"]);
+    let writer = reader.clone().scopes(["jobs:write"]);
+    let (reader, writer) = (
+        database.create(reader).await?,
+        database.create(writer).await?,
+    );
+    store.refresh().await?;
+    println!(
+        "created keys {} and {}; serving on {base}, calling it:",
+        reader.info().id(),
+        writer.info().id()
+    );
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let (reader_key, writer_key) = (reader.key().expose(), writer.key().expose());
+    let calls: [(Method, &str, Option<&str>); 4] = [
+        (Method::GET, "/v1/me", Some(reader_key)),
+        (Method::POST, "/v1/jobs", Some(reader_key)),
+        (Method::POST, "/v1/jobs", Some(writer_key)),
+        (Method::GET, "/v1/me", Some("acme_live_guessed")),
+    ];
+    for (method, path, key) in calls {
+        call(&client, &base, method, path, key).await?;
+    }
+    println!("revoking {}, then calling again:", reader.info().id());
+    database.revoke(reader.info().id()).await?;
+    store.refresh().await?;
+    call(&client, &base, Method::GET, "/v1/me", Some(reader_key)).await?;
+    server.abort();
+    database.close().await;
     Ok(())
 }
 

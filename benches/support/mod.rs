@@ -111,3 +111,46 @@ pub fn store(size: usize) -> tower_api_auth::server::MemoryKeyStore {
     assert_eq!(store.len(), size);
     store
 }
+
+/// A `SqlKeyStore` on a SQLite file holding the same keys as [`store`]`(size)`, opened in
+/// `runtime` (its follower and usage tasks run there while the bench runs).
+pub fn sql_store(
+    runtime: &tokio::runtime::Runtime,
+    dir: &tempfile::TempDir,
+    size: usize,
+) -> tower_api_auth::server::sql::SqlKeyStore {
+    use tower_api_auth::server::KeyFormat;
+    use tower_api_auth::server::sql::{KeyDatabase, SqlKeyStore};
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join(format!("keys-{size}.db")).display()
+    );
+    runtime.block_on(async {
+        let format = KeyFormat::new("sk_live").unwrap();
+        let database = KeyDatabase::connect(&url, format).await.unwrap();
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let mut transaction = pool.begin().await.unwrap();
+        const ROWS: usize = 500;
+        for first in (0..size).step_by(ROWS) {
+            let rows = first..(first + ROWS).min(size);
+            let values = vec!["(?, 'sk-live-', ?, ?, ?, 0)"; rows.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO api_keys (id, start, digest, principal, scopes, created_at) VALUES {values}"
+            );
+            let mut query = sqlx::query(&sql);
+            for index in rows {
+                query = query
+                    .bind(format!("key-{index}"))
+                    .bind(tower_api_auth::server::KeyDigest::of(key(index)).as_bytes().to_vec())
+                    .bind(format!("svc-{index}"))
+                    .bind(format!(r#"["{SCOPE}","things:write"]"#));
+            }
+            query.execute(&mut *transaction).await.unwrap();
+        }
+        transaction.commit().await.unwrap();
+        pool.close().await;
+        let store = SqlKeyStore::open(database).await.unwrap();
+        assert_eq!(store.len(), size);
+        store
+    })
+}

@@ -5,7 +5,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_api_auth::Placement;
-use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer};
+use tower_api_auth::server::{
+    KeyRecord, KeyStore, MemoryKeyStore, Principal, ValidateCredentialLayer,
+};
 
 /// Keys for two service accounts: one that reads jobs, one that also writes them.
 pub fn demo_keys() -> MemoryKeyStore {
@@ -24,9 +26,15 @@ pub fn demo_keys() -> MemoryKeyStore {
 /// `GET /health` for anyone; `GET /v1/me` for any valid key; `GET /v1/jobs` with `jobs:read`;
 /// `POST /v1/jobs` with `jobs:write`. Keys are accepted as `Authorization: Bearer` or
 /// `X-API-Key`.
-pub fn app(keys: MemoryKeyStore) -> Router {
+pub fn app<K: KeyStore>(keys: K) -> Router {
+    app_with(ValidateCredentialLayer::new(Placement::bearer(), keys))
+}
+
+/// The same API, checking keys with `auth` (a SQL store, a key format): `X-API-Key` is
+/// accepted besides what `auth` accepts.
+pub fn app_with<K: KeyStore>(auth: ValidateCredentialLayer<K>) -> Router {
     let x_api_key = Placement::header("x-api-key").expect("a valid header name");
-    let auth = ValidateCredentialLayer::new(Placement::bearer(), keys).accept(x_api_key);
+    let auth = auth.accept(x_api_key);
     Router::new()
         .route("/v1/me", get(me))
         .route_layer(auth.clone())

@@ -37,6 +37,11 @@ struct Settings {
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
     /// `WWW-Authenticate` for a missing credential, and for an invalid one.
     challenges: Option<(HeaderValue, HeaderValue)>,
+    /// `Retry-After` on a 503.
+    retry_after: HeaderValue,
+    /// The format every key must have, checked before hashing.
+    #[cfg(feature = "key-format")]
+    format: Option<super::KeyFormat>,
 }
 
 impl<K: KeyStore> ValidateCredentialLayer<K> {
@@ -51,6 +56,9 @@ impl<K: KeyStore> ValidateCredentialLayer<K> {
                 respond: RejectionResponse::json(),
                 clock: Arc::new(SystemTime::now),
                 challenges: None,
+                retry_after: HeaderValue::from_static("5"),
+                #[cfg(feature = "key-format")]
+                format: None,
             }),
         }
         .accept(placement)
@@ -102,6 +110,22 @@ impl<K> ValidateCredentialLayer<K> {
         C: Fn() -> SystemTime + Send + Sync + 'static,
     {
         self.settings_mut().clock = Arc::new(clock);
+        self
+    }
+
+    /// Refuses a credential that does not have `format` (a wrong prefix or length, a bad
+    /// checksum) as [`Malformed`](Rejection::Malformed), before hashing it or asking the store:
+    /// a client guessing keys costs a CRC32 per request, and the store never sees it.
+    #[cfg(feature = "key-format")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "key-format")))]
+    pub fn key_format(mut self, format: super::KeyFormat) -> Self {
+        self.settings_mut().format = Some(format);
+        self
+    }
+
+    /// The `Retry-After` of a 503 (the store could not answer), in seconds (default 5).
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.settings_mut().retry_after = HeaderValue::from(seconds);
         self
     }
 
@@ -218,7 +242,15 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let settings = &self.config.settings;
         let lookup = match super::extract::credential(&self.config.placements, request.headers()) {
-            Ok(credential) => self.config.store.lookup(&KeyDigest::of(credential)),
+            Ok(credential) if settings.well_formed(credential) => {
+                self.config.store.lookup(&KeyDigest::of(credential))
+            }
+            Ok(_) => {
+                let response = settings.respond(refused(Rejection::Malformed, None));
+                return ResponseFuture::new(State::Refused {
+                    response: Some(response),
+                });
+            }
             Err(rejection) => {
                 let response = settings.respond(refused(rejection, None));
                 return ResponseFuture::new(State::Refused {
@@ -241,6 +273,19 @@ where
 }
 
 impl Settings {
+    /// Whether `credential` has the configured key format, if any.
+    #[cfg(feature = "key-format")]
+    fn well_formed(&self, credential: &[u8]) -> bool {
+        self.format
+            .as_ref()
+            .is_none_or(|format| format.check(credential).is_ok())
+    }
+
+    #[cfg(not(feature = "key-format"))]
+    fn well_formed(&self, _: &[u8]) -> bool {
+        true
+    }
+
     /// Judges the record found for a request's credential: the request, with its principal in
     /// its extensions, or why it is refused.
     fn admit<B>(
@@ -285,7 +330,13 @@ impl Settings {
                 Rejection::Missing => missing,
                 _ => invalid,
             });
-        self.respond.respond(rejection, challenge)
+        let mut response = self.respond.respond(rejection, challenge);
+        if response.status() == http::StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, self.retry_after.clone());
+        }
+        response
     }
 }
 

@@ -76,16 +76,24 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod extract;
+#[cfg(feature = "key-format")]
+mod key_format;
 mod layer;
 mod principal;
 mod reject;
 mod requirement;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql;
 mod store;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::axum::MissingPrincipal;
 pub use self::extract::MAX_CREDENTIAL_LEN;
+#[cfg(feature = "key-format")]
+#[cfg_attr(docsrs, doc(cfg(feature = "key-format")))]
+pub use self::key_format::{KeyFormat, KeyFormatError, RANDOM_LEN};
 pub use self::layer::{ResponseFuture, ValidateCredential, ValidateCredentialLayer};
 pub use self::principal::{KeyRecord, Principal};
 pub use self::reject::{Rejection, RejectionResponse};

@@ -1,0 +1,111 @@
+//! Key management for the server side: create, list, revoke and roll API keys in a SQLite file
+//! (`keys.db` here, created if missing) or, when `DATABASE_URL` is set, in PostgreSQL.
+//!
+//! ```sh
+//! cargo run --example keys -- create alice --scope jobs:read      # prints the key, once
+//! cargo run --example keys -- create bob --scope jobs:read --scope jobs:write --expires-in 90d
+//! cargo run --example keys -- list
+//! cargo run --example keys -- revoke <key id>
+//! cargo run --example keys -- roll <key id> --overlap 1h          # new key; old one expires in 1 h
+//! DATABASE_URL=postgres://localhost/app cargo run --example keys -- list
+//! ```
+//!
+//! `cargo run --example axum_server -- --serve --database` serves an API checking these keys
+//! (same file or `DATABASE_URL`); a revocation here is refused there within a second.
+
+#[path = "shared/key_database.rs"]
+mod key_database;
+
+use std::error::Error;
+use std::time::{Duration, SystemTime};
+
+use tower_api_auth::server::sql::{IssuedKey, KeyDatabase, NewKey};
+
+type Result<T = (), E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
+
+const USAGE: &str = "usage: keys create <principal> [--scope S]... [--org O] [--expires-in 90d]
+       keys list
+       keys revoke <key id>
+       keys roll <key id> [--overlap 1h]";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        return Err(USAGE.into());
+    };
+    let database = KeyDatabase::connect(&key_database::url(), key_database::format()?).await?;
+    match (command.as_str(), args.get(1)) {
+        ("create", Some(principal)) => {
+            let mut key = NewKey::new(principal.as_str());
+            let mut options = args[2..].iter();
+            while let Some(option) = options.next() {
+                let value = options.next().ok_or(USAGE)?;
+                key = match option.as_str() {
+                    "--scope" => key.scopes([value.as_str()]),
+                    "--org" => key.organization(value.as_str()),
+                    "--expires-in" => {
+                        key.expires_at(SystemTime::now() + humantime::parse_duration(value)?)
+                    }
+                    _ => return Err(USAGE.into()),
+                };
+            }
+            print_issued(&database.create(key).await?);
+        }
+        ("list", None) => {
+            println!(
+                "{:<16}  {:<16}  {:<12}  {:<24}  {:<22}  last used",
+                "id", "key starts", "principal", "scopes", "state"
+            );
+            let now = SystemTime::now();
+            for key in database.list().await? {
+                let state = match (key.revoked_at(), key.expires_at()) {
+                    (Some(_), _) => "revoked".to_owned(),
+                    (None, Some(at)) if at <= now => "expired".to_owned(),
+                    (None, Some(at)) => format!("expires in {}", ago(at.duration_since(now)?)),
+                    (None, None) => "active".to_owned(),
+                };
+                let last_used = key.last_used_at().map_or("never".to_owned(), |at| {
+                    format!("{} ago", ago(now.duration_since(at).unwrap_or_default()))
+                });
+                println!(
+                    "{:<16}  {:<16}  {:<12}  {:<24}  {state:<22}  {last_used}",
+                    key.id(),
+                    format!("{}…", key.start()),
+                    key.principal(),
+                    key.scopes().join(" "),
+                );
+            }
+        }
+        ("revoke", Some(id)) => match database.revoke(id).await? {
+            true => println!("revoked {id}: every server refuses it from now on"),
+            false => println!("{id} was revoked already"),
+        },
+        ("roll", Some(id)) => {
+            let overlap = match args.get(2).map(String::as_str) {
+                Some("--overlap") => humantime::parse_duration(args.get(3).ok_or(USAGE)?)?,
+                None => Duration::from_secs(3600),
+                Some(_) => return Err(USAGE.into()),
+            };
+            let issued = database.roll(id, overlap).await?;
+            println!("rolled {id}: it stays valid for {}", ago(overlap));
+            print_issued(&issued);
+        }
+        _ => return Err(USAGE.into()),
+    }
+    database.close().await;
+    Ok(())
+}
+
+fn print_issued(issued: &IssuedKey) {
+    let info = issued.info();
+    println!("created key {} for {}", info.id(), info.principal());
+    println!("scopes: {}", info.scopes().join(" "));
+    // Shown once: the database keeps only its SHA-256 digest.
+    println!("key (shown once, store it now): {}", issued.key().expose());
+}
+
+/// A duration rounded down to minutes, for people.
+fn ago(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(duration.as_secs() / 60 * 60))
+}

@@ -1,0 +1,43 @@
+//! What can go wrong with the keys' database: [`SqlStoreError`].
+
+/// Why the key database or one of its operations failed.
+///
+/// It carries the database driver's message, which never holds a key: only digests reach the
+/// database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlStoreError {
+    /// The URL is neither `sqlite:` nor `postgres:`, or names a database whose cargo feature
+    /// (`sqlite`, `postgres`) is off.
+    #[error("the key database URL must start with sqlite: or postgres: (with that feature on)")]
+    UnsupportedUrl,
+    /// The database could not be reached, or a query failed.
+    #[error("key database: {0}")]
+    Database(#[source] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("key database migration: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// No key has this id.
+    #[error("no key has the id {0:?}")]
+    NotFound(String),
+    /// The key was revoked: it cannot be rolled.
+    #[error("the key {0:?} is revoked")]
+    Revoked(String),
+    /// The snapshot is too old to serve (the database has been unreachable longer than the
+    /// outage policy allows), or the policy is to fail closed.
+    #[error("the key database is unreachable and the outage policy refuses to serve the snapshot")]
+    Unavailable,
+    /// A scope is empty or holds whitespace.
+    #[error("a scope is 1 or more visible characters without whitespace")]
+    Scope,
+}
+
+impl SqlStoreError {
+    pub(super) fn database(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+
+    pub(super) fn migrate(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(error)
+    }
+}

@@ -1,0 +1,79 @@
+//! The server side's keys in a database: SQLite (a file, bundled: the embedded default) or
+//! PostgreSQL (for fleets of replicas), kept in memory so the database is never on the request
+//! path.
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_api_auth::Placement;
+//! use tower_api_auth::server::sql::{KeyDatabase, NewKey, SqlKeyStore};
+//! use tower_api_auth::server::{KeyFormat, ValidateCredentialLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let dir = std::env::temp_dir().join(format!("tower-api-auth-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let url = format!("sqlite://{}", dir.join("keys.db").display());
+//! // `sqlite://keys.db`, or `postgres://...` for a fleet.
+//! let database = KeyDatabase::connect(&url, KeyFormat::new("acme_live")?).await?;
+//! let issued = database.create(NewKey::new("alice").scopes(["jobs:read"])).await?;
+//!
+//! let store = SqlKeyStore::open(database.clone()).await?;
+//! let mut app = ServiceBuilder::new()
+//!     .layer(
+//!         ValidateCredentialLayer::new(Placement::bearer(), store.clone())
+//!             .key_format(database.format().clone()),
+//!     )
+//!     .service_fn(|_: Request<()>| async { Ok::<_, std::convert::Infallible>(Response::new(())) });
+//!
+//! let bearer = format!("Bearer {}", issued.key().expose());
+//! let request = Request::get("/").header("authorization", &bearer).body(())?;
+//! assert_eq!(app.ready().await?.call(request).await?.status(), StatusCode::OK);
+//!
+//! database.revoke(issued.info().id()).await?;
+//! store.refresh().await?; // or wait: PostgreSQL notifies at once, SQLite is polled every second
+//! let request = Request::get("/").header("authorization", &bearer).body(())?;
+//! assert_eq!(app.ready().await?.call(request).await?.status(), StatusCode::UNAUTHORIZED);
+//! # database.close().await;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The pieces
+//!
+//! - [`KeyDatabase`] connects (`sqlite:` or `postgres:` URL, features `sqlite` and `postgres`),
+//!   brings the schema up to date with the migrations shipped in the crate, and manages keys:
+//!   [`create`](KeyDatabase::create), [`list`](KeyDatabase::list),
+//!   [`revoke`](KeyDatabase::revoke), [`roll`](KeyDatabase::roll) with an overlap. Keys are
+//!   issued in a [`KeyFormat`](crate::server::KeyFormat) and stored as SHA-256 digests, never
+//!   in plaintext.
+//! - [`SqlKeyStore`] is the [`KeyStore`](crate::server::KeyStore): an in-process snapshot,
+//!   loaded at start-up, kept current by PostgreSQL `LISTEN/NOTIFY` or by polling SQLite, with a
+//!   revision on every change so a late event can never re-admit a revoked key.
+//! - [`OutagePolicy`] says what it answers while the database is down: 503 with `Retry-After`
+//!   at once, or the last snapshot for up to a maximum age (five minutes by default).
+//!
+//! # The table
+//!
+//! `api_keys`: `id` (public), `start` (the key's first characters, for listings), `digest`
+//! (SHA-256, unique), `principal`, `organization`, `scopes` (JSON array), `metadata` (JSON
+//! object), `created_at`, `expires_at`, `revoked_at`, `last_used_at` (Unix milliseconds) and
+//! `revision`. Every change but `last_used_at` takes the next value of the one-row
+//! `api_keys_revision` counter (a trigger does it, so hand-written SQL is followed too; on
+//! PostgreSQL the counter's row lock makes changes commit in revision order). Revoke a key
+//! rather than delete its row: a deleted row is not seen by running servers until they restart.
+
+mod admin;
+mod database;
+mod error;
+mod outage;
+mod snapshot;
+mod store;
+mod usage;
+
+pub use self::admin::{IssuedKey, KeyInfo, NewKey};
+pub use self::database::KeyDatabase;
+pub use self::error::SqlStoreError;
+pub use self::outage::OutagePolicy;
+pub use self::store::{SqlKeyStore, SqlKeyStoreBuilder};
