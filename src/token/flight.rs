@@ -159,25 +159,26 @@ impl FlightGuard {
         &mut self,
         result: Result<(HeaderValue, Token), TokenError>,
         stored: Option<u64>,
-        fallback: Option<(HeaderValue, Token, u64)>,
+        fallback: Option<(HeaderValue, u64)>,
     ) -> Result<Arc<Current>, TokenError> {
         self.landed = true;
         let inner = &self.inner;
         let mut state = lock(&inner.state);
         state.flight = None;
-        if let (Err(err), Some((value, token, generation))) = (&result, fallback) {
+        if let (Err(err), Some((value, generation))) = (&result, fallback) {
             if inner.config.static_stability
                 && err.kind() != TokenErrorKind::Unrecoverable
                 && inner.current.load().is_none()
             {
                 // A stored token past its expiry, and the fetch failed: it serves as a cached
                 // one would (`fail` keeps it and backs off).
+                // Installed as expiring now, so that it is shown, sent and refreshed as the
+                // expired token it is.
                 let after_rejection = state.flight_after_rejection;
-                let lifetime = token.remaining();
                 inner.install(
                     &mut state,
                     value,
-                    lifetime,
+                    Some(Duration::ZERO),
                     after_rejection,
                     Some(generation),
                 );

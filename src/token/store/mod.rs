@@ -84,6 +84,8 @@ mod redis;
 #[cfg(feature = "store-encryption")]
 mod sealed;
 mod shared;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

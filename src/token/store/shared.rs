@@ -38,14 +38,14 @@ pub(crate) struct Obtained {
     /// The token's generation in the store, when it is stored.
     pub(crate) stored: Option<u64>,
     /// A stored token past its expiry, to serve if the fetch failed (static stability).
-    pub(crate) fallback: Option<(HeaderValue, Token, u64)>,
+    pub(crate) fallback: Option<(HeaderValue, u64)>,
 }
 
 /// What a stored record is to this flight.
 enum Verdict {
     Use(HeaderValue, Token),
     /// Expired: only a fallback.
-    Stale(HeaderValue, Token),
+    Stale(HeaderValue),
     /// The token being replaced, or an older one.
     Skip,
 }
@@ -100,8 +100,8 @@ impl Attached {
                                 fallback: None,
                             };
                         }
-                        Verdict::Stale(value, token) => {
-                            fallback = Some((value, token, record.generation));
+                        Verdict::Stale(value) => {
+                            fallback = Some((value, record.generation));
                         }
                         Verdict::Skip => {}
                     }
@@ -116,7 +116,9 @@ impl Attached {
                 // Read again under the lease, and still nothing usable: fetch.
                 break;
             }
-            let ttl = self.store.wait_bound.max(std::time::Duration::from_secs(1)) * 10;
+            // Waiters give up after the wait bound: a lease outliving twice that (a holder that
+            // died, or a lease set late by a Redis that froze) protects nobody.
+            let ttl = self.store.wait_bound * 2;
             match self
                 .noted(deadline, self.store.backend.lease(&self.key, ttl))
                 .await
@@ -180,7 +182,7 @@ impl Attached {
             return Verdict::Skip;
         }
         if record.expired() {
-            return Verdict::Stale(value, record.token());
+            return Verdict::Stale(value);
         }
         Verdict::Use(value, record.token())
     }
