@@ -43,9 +43,15 @@ impl Shared {
         if let Some(connection) = cached {
             return Ok(connection);
         }
+        // No timeouts of the `redis` crate's own (500 ms, 1 s by default): the store's wait
+        // bound governs every operation, so that a slow Redis is waited for as long as the
+        // user said, and no longer.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(None)
+            .set_response_timeout(None);
         let connection = self
             .client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|err| unavailable(&err))?;
         *self
@@ -55,18 +61,40 @@ impl Shared {
         Ok(connection)
     }
 
-    /// Runs `command`, dropping the connection when it fails.
+    /// Runs `command`, dropping the connection when it fails, or when the wait bound gives up
+    /// on it (this future dropped before its answer): a connection that stopped answering is
+    /// not used again.
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection().await?;
-        command.query_async(&mut connection).await.map_err(|err| {
-            if !matches!(err.kind(), redis::ErrorKind::Server(_)) {
-                self.connection
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-            }
-            unavailable(&err)
-        })
+        let unanswered = Forget { shared: self };
+        let result = command.query_async(&mut connection).await;
+        let answered = result.as_ref().map_or_else(
+            |err| matches!(err.kind(), redis::ErrorKind::Server(_)),
+            |_| true,
+        );
+        if answered {
+            // Redis answered (an error of its own included): the connection is good.
+            std::mem::forget(unanswered);
+        }
+        result.map_err(|err| unavailable(&err))
+    }
+
+    fn forget_connection(&self) {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// Forgets the cached connection when dropped: see [`Shared::query`].
+struct Forget<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.shared.forget_connection();
     }
 }
 
