@@ -279,3 +279,91 @@ mod sealed {
         assert_warned(&logs, &tokens, StoreErrorKind::Sealed);
     }
 }
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use std::time::{Duration, SystemTime};
+
+    use tower_api_auth::mock::TokenFault;
+
+    use super::support::redis::RedisServer;
+    use super::*;
+
+    /// The raw records under the default namespace, read with the `redis` crate.
+    async fn raw_records(url: &str) -> Vec<(Vec<u8>, i64)> {
+        let client = redis::Client::open(url).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tower-api-auth:token:*")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        for key in keys {
+            let value: Vec<u8> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            records.push((value, ttl));
+        }
+        records
+    }
+
+    #[tokio::test]
+    async fn the_record_lives_as_long_as_the_token_and_sealed_it_hides_the_token() {
+        let Some(redis) = RedisServer::start("the_record_lives_as_long_as_the_token") else {
+            return;
+        };
+        let server = akool_server().await;
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let exp = in_an_hour
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        server.set_token_fault(Some(TokenFault::ExpiresAt(exp)));
+
+        let store = || TokenStore::redis(&redis.url()).unwrap();
+        credential(&server, store()).fetch().await.unwrap();
+        let records = raw_records(&redis.url()).await;
+        assert_eq!(records.len(), 1);
+        let (plain, ttl) = &records[0];
+        assert!(
+            (3_590_000..=3_600_000).contains(ttl),
+            "time to live = the token's lifetime: {ttl} ms"
+        );
+        // The stand-in's tokens are JWTs here (for their `exp`): `{"alg":"none",...` in base64.
+        const JWT_HEAD: &[u8] = b"eyJhbGciOiJub25lIiwi";
+        assert!(
+            plain.windows(JWT_HEAD.len()).any(|w| w == JWT_HEAD),
+            "unsealed, a reader of Redis gets the token (as documented)"
+        );
+        assert!(!plain.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+        credential(&server, store()).fetch().await.unwrap();
+        assert_eq!(server.token_request_count(), 1, "a restart takes it");
+
+        // Sealed: the plain record does not open; the new one hides the token.
+        let logs = CapturedLogs::default();
+        let _guard = logs.install();
+        let sealed = credential(&server, store().sealed([9; 32]));
+        sealed.fetch().await.unwrap();
+        assert_eq!(server.token_request_count(), 2);
+        assert_warned(&logs, &sealed, StoreErrorKind::Sealed);
+        let records = raw_records(&redis.url()).await;
+        assert!(!records[0].0.windows(JWT_HEAD.len()).any(|w| w == JWT_HEAD));
+    }
+
+    #[test]
+    fn a_redis_url_never_shows_its_password() {
+        let store = TokenStore::redis("redis://:hunter2-pw@127.0.0.1:6379/").unwrap();
+        assert!(!format!("{store:?}").contains("hunter2"));
+        let err = TokenStore::redis("redis://:hunter2-pw@[bad").unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidUrl);
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
+    }
+}
