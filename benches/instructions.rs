@@ -239,6 +239,30 @@ fn setup_expiry_known() -> Input<AttachToken> {
     warmed(service, token_request)
 }
 
+/// The token of `setup_expiry_known`, fetched through a file store (token-store): requests
+/// never touch the store, so the count is `cached_expiry_known`'s.
+fn setup_file_store() -> Input<AttachToken> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
+    std::mem::forget(runtime.enter());
+    let dir = std::env::temp_dir().join(format!("tower-api-auth-bench-{}", std::process::id()));
+    let tokens = TokenCredential::builder(|| async {
+        Ok::<_, Infallible>(Token::new("cached-token").expires_in(Duration::from_secs(3600)))
+    })
+    .origin(ORIGIN)
+    .store(tower_api_auth::token::TokenStore::file(&dir))
+    .store_identity("bench", &tower_api_auth::Secret::new("s"))
+    .build()
+    .unwrap();
+    runtime.block_on(tokens.fetch()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let service = TokenAuthLayer::new(tokens).without_replay().layer(Bare);
+    warmed(service, token_request)
+}
+
 #[library_benchmark]
 #[bench::request(setup = setup_token_bare)]
 fn token_bare(input: Input<Bare>) -> Bare {
@@ -264,6 +288,12 @@ fn cached_expiry_known(input: Input<AttachToken>) -> AttachToken {
 }
 
 #[library_benchmark]
+#[bench::request(setup = setup_file_store)]
+fn cached_file_store(input: Input<AttachToken>) -> AttachToken {
+    one_request(input)
+}
+
+#[library_benchmark]
 #[bench::request(setup = setup_replay)]
 fn cached_replay(input: Input<TokenAuth>) -> TokenAuth {
     one_request(input)
@@ -278,8 +308,8 @@ fn static_in_retry(input: Input<RetryCopying>) -> RetryCopying {
 library_benchmark_group!(
     name = tokens;
     compare_by_id = true;
-    benchmarks = token_bare, static_layer, cached_no_replay, cached_expiry_known, cached_replay,
-        static_in_retry
+    benchmarks = token_bare, static_layer, cached_no_replay, cached_expiry_known, cached_file_store,
+        cached_replay, static_in_retry
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -132,7 +132,9 @@
 //!
 //! - [`credential`]: the credential types, their validation and their origins.
 //! - [`client`]: the layers for the outgoing side.
-//! - [`token`]: fetched credentials (access tokens) and their cache.
+//! - [`token`]: fetched credentials (access tokens) and their cache; with features
+//!   `token-store`, `redis` and `store-encryption`, `token::store` keeps them across restarts
+//!   and replicas.
 //! - [`classify`]: typed outcomes of responses, the classify layer and a retry policy.
 //! - [`body`]: the response body the layers hand back, and which request bodies can be
 //!   replayed.

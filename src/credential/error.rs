@@ -31,6 +31,12 @@ pub enum CredentialError {
         /// Byte offset of the first such byte.
         at: usize,
     },
+    /// A token credential was given a [`TokenStore`](crate::token::TokenStore) but no identity
+    /// to key its tokens by: call
+    /// [`store_identity`](crate::token::TokenCredentialBuilder::store_identity).
+    #[cfg(feature = "token-store")]
+    #[error("a token store needs the credentials' identity: call `store_identity`")]
+    StoreWithoutIdentity,
     /// A token flow was given an empty client id.
     #[error("the client id is empty")]
     EmptyClientId,

@@ -105,6 +105,13 @@ impl ClientCredentials {
             "{}/api/open/v3/getToken",
             self.base_url.trim_end_matches('/')
         );
+        // A token store keys tokens by the client id and secret and the token endpoint.
+        #[cfg(feature = "token-store")]
+        let identity = (
+            self.client_id.clone(),
+            token_url.clone(),
+            self.client_secret.clone(),
+        );
         let source_body = Arc::new(GetTokenBody {
             client_id: self.client_id,
             client_secret: self.client_secret,
@@ -118,6 +125,8 @@ impl ClientCredentials {
             .strip_header(HeaderName::from_static("x-api-key"))
             .origin(origin)
             .classifier(classifier());
+        #[cfg(feature = "token-store")]
+        let builder = builder.preset_identity("akool", &identity.0, &identity.1, &identity.2);
         match check_client(&source_body) {
             Ok(()) => builder,
             Err(err) => builder.fail(err),

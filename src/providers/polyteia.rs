@@ -119,6 +119,13 @@ impl KeyExchange {
         // A personal access key that could never be valid fails at `build`, not at the first
         // request.
         let checked = crate::credential::check_secret(self.key.expose().as_bytes());
+        // A token store keys tokens by the key, the organization and the exchange endpoint.
+        #[cfg(feature = "token-store")]
+        let identity = (
+            self.organization_id.clone().unwrap_or_default(),
+            url.clone(),
+            self.key.clone(),
+        );
         let body = ExchangeBody {
             json: ExchangeKey {
                 key: self.key,
@@ -134,6 +141,8 @@ impl KeyExchange {
             .default_header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .origin(self.base_url)
             .classifier(classifier());
+        #[cfg(feature = "token-store")]
+        let builder = builder.preset_identity("polyteia", &identity.0, &identity.1, &identity.2);
         match checked {
             Ok(()) => builder,
             Err(err) => builder.fail(err),

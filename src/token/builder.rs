@@ -132,6 +132,10 @@ pub struct TokenCredentialBuilder {
     rejection: Rejection,
     source: Box<dyn TokenSource>,
     config: Config,
+    #[cfg(feature = "token-store")]
+    store: Option<super::TokenStore>,
+    #[cfg(feature = "token-store")]
+    identity: Option<super::store::Fingerprint>,
 }
 
 impl TokenCredentialBuilder {
@@ -144,6 +148,10 @@ impl TokenCredentialBuilder {
             },
             source,
             config: Config::default(),
+            #[cfg(feature = "token-store")]
+            store: None,
+            #[cfg(feature = "token-store")]
+            identity: None,
         }
     }
 
@@ -279,9 +287,62 @@ impl TokenCredentialBuilder {
         self
     }
 
+    /// Keeps fetched tokens in `store` too, so that other processes (and this one, restarted)
+    /// take them instead of fetching: see [`TokenStore`](super::TokenStore). Requests still
+    /// read the token from memory; the store is read only when no cached token may be used,
+    /// and written after each fetch.
+    ///
+    /// The store keys tokens by the credentials they were fetched with: the presets say what
+    /// those are; with a source of your own, name them with
+    /// [`store_identity`](Self::store_identity), or `build` fails with
+    /// [`CredentialError::StoreWithoutIdentity`].
+    #[cfg(feature = "token-store")]
+    pub fn store(mut self, store: super::TokenStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The credentials the source fetches with, for the [`store`](Self::store): `identity`
+    /// names them apart from the secret (a client id and the token endpoint's URL, say),
+    /// `secret` is the client secret or key. Only a fingerprint is kept (HMAC-SHA256 keyed by
+    /// the secret over the identity): a changed secret never finds a token fetched with the
+    /// old one, and the fingerprint does not reveal the secret.
+    #[cfg(feature = "token-store")]
+    pub fn store_identity(mut self, identity: &str, secret: &crate::Secret) -> Self {
+        self.identity = Some(super::store::Fingerprint::new(
+            &format!("custom\0{identity}"),
+            secret,
+        ));
+        self
+    }
+
+    /// What a preset's token flow fetches with: its provider, client id, and token endpoint.
+    #[cfg(feature = "token-store")]
+    pub(crate) fn preset_identity(
+        mut self,
+        provider: &str,
+        client_id: &str,
+        endpoint: &str,
+        secret: &crate::Secret,
+    ) -> Self {
+        self.identity = Some(super::store::Fingerprint::new(
+            &format!("{provider}\0{client_id}\0{endpoint}"),
+            secret,
+        ));
+        self
+    }
+
     /// Validates the configuration and builds the credential. Nothing is fetched yet.
     pub fn build(self) -> Result<TokenCredential, CredentialError> {
+        #[cfg(feature = "token-store")]
+        let store = match (self.store, self.identity) {
+            (None, _) => None,
+            (Some(store), Some(identity)) => Some(super::store::Attached::new(store, identity)),
+            (Some(_), None) => return Err(CredentialError::StoreWithoutIdentity),
+        };
         Ok(TokenCredential::from_inner(Inner {
+            #[cfg(feature = "token-store")]
+            store,
             rules: self.rules.build()?,
             rejection: self.rejection,
             source: self.source,

@@ -61,6 +61,9 @@ pub(super) struct Inner {
     pub(super) current: ArcSwapOption<Current>,
     pub(super) state: Mutex<State>,
     pub(super) fetches: AtomicU64,
+    /// Where fetched tokens are shared with other processes, if anywhere.
+    #[cfg(feature = "token-store")]
+    pub(super) store: Option<super::store::Attached>,
 }
 
 /// A cached token, as requests see it.
@@ -81,6 +84,9 @@ pub(crate) struct Current {
     due: AtomicU8,
     /// A request went out with this token past its expiry, and it was logged.
     warned_stale: AtomicBool,
+    /// Its generation in the token store, when it is stored there.
+    #[cfg_attr(not(feature = "token-store"), allow(dead_code))]
+    pub(super) stored: Option<u64>,
 }
 
 /// [`Current::due`]: invalidated.
@@ -94,6 +100,7 @@ impl Current {
         value: HeaderValue,
         windows: Option<(Instant, Instant, Instant)>,
         after_rejection: bool,
+        stored: Option<u64>,
     ) -> Self {
         Self {
             generation,
@@ -104,6 +111,7 @@ impl Current {
             after_rejection,
             due: AtomicU8::new(if windows.is_some() { DUE_TIMED } else { 0 }),
             warned_stale: AtomicBool::new(false),
+            stored,
         }
     }
 
@@ -244,7 +252,7 @@ impl TokenCredential {
         state.swapped_in_flight = state.flight.is_some();
         let current = self
             .inner
-            .install(&mut state, value, token.remaining(), false);
+            .install(&mut state, value, token.remaining(), false, None);
         Ok(current.generation)
     }
 
@@ -284,6 +292,12 @@ impl TokenCredential {
                 .max()
                 .map(|at| at - now),
             last_error: state.last_error.clone(),
+            #[cfg(feature = "token-store")]
+            store_error: self
+                .inner
+                .store
+                .as_ref()
+                .and_then(super::store::Attached::last_error),
         }
     }
 
@@ -361,6 +375,10 @@ pub struct TokenStatus {
     pub fetch_not_before: Option<Duration>,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<TokenError>,
+    /// The last problem with the [token store](super::TokenStore), if one is configured and
+    /// ever failed (kept after it recovers; the log says when it did).
+    #[cfg(feature = "token-store")]
+    pub store_error: Option<super::StoreError>,
 }
 
 /// The windows of a token's life; see [`TokenCredentialBuilder::advisory_window`] and
@@ -482,6 +500,7 @@ impl Inner {
         value: HeaderValue,
         lifetime: Option<Duration>,
         after_rejection: bool,
+        stored: Option<u64>,
     ) -> Arc<Current> {
         state.generation += 1;
         let now = Instant::now();
@@ -498,6 +517,7 @@ impl Inner {
             value,
             windows,
             after_rejection,
+            stored,
         ));
         // A plain store: the new token does not depend on the old one, and every writer holds
         // the state lock.

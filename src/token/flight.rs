@@ -1,6 +1,7 @@
 //! The single fetch: one task per flight, joined by every request that needs a token, and a
 //! guard that clears the flight however the task ends.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -132,40 +133,56 @@ impl FlightGuard {
         if let Some(not_before) = not_before {
             tokio::time::sleep_until(not_before).await;
         }
-        inner.fetches.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let fetched = tokio::time::timeout(inner.config.fetch_timeout, inner.source.fetch()).await;
-        let result = match fetched {
-            Ok(Ok(token)) => match inner.rules.placement.header_value(&token.secret) {
-                Ok(value) => Ok((value, token)),
-                Err(err) => Err(TokenError::new(
-                    TokenErrorKind::InvalidToken,
-                    Some(err.into()),
-                )),
-            },
-            // The kind says it is unrecoverable; the source is the source's own error.
-            Ok(Err(err)) => match err.downcast::<Unrecoverable>() {
-                Ok(unrecoverable) => Err(TokenError::new(
-                    TokenErrorKind::Unrecoverable,
-                    Some(unrecoverable.into_inner()),
-                )),
-                Err(err) => Err(TokenError::new(TokenErrorKind::Fetch, Some(err))),
-            },
-            Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
-        };
-        crate::metrics::token_fetch(&result, started.elapsed());
-        self.land(result)
+        let fetch = fetch(&inner);
+        #[cfg(feature = "token-store")]
+        if let Some(store) = &inner.store {
+            let floor = match inner.current.load_full() {
+                Some(current) => super::store::Floor {
+                    generation: current.stored,
+                    value: Some(current.value.clone()),
+                },
+                None => super::store::Floor::default(),
+            };
+            let obtained = store.obtain(&inner.rules.placement, floor, fetch).await;
+            return self.land(obtained.result, obtained.stored, obtained.fallback);
+        }
+        let result = fetch.await;
+        self.land(result, None, None)
     }
 
     /// Installs the fetched token (or records the failure) and ends the flight, under one lock.
+    ///
+    /// `stored` is the token's generation in the token store; `fallback`, a stored token past
+    /// its expiry, served (static stability) if the fetch failed with nothing cached.
     fn land(
         &mut self,
         result: Result<(HeaderValue, Token), TokenError>,
+        stored: Option<u64>,
+        fallback: Option<(HeaderValue, u64)>,
     ) -> Result<Arc<Current>, TokenError> {
         self.landed = true;
         let inner = &self.inner;
         let mut state = lock(&inner.state);
         state.flight = None;
+        if let (Err(err), Some((value, generation))) = (&result, fallback) {
+            if inner.config.static_stability
+                && err.kind() != TokenErrorKind::Unrecoverable
+                && inner.current.load().is_none()
+            {
+                // A stored token past its expiry, and the fetch failed: it serves as a cached
+                // one would (`fail` keeps it and backs off).
+                // Installed as expiring now, so that it is shown, sent and refreshed as the
+                // expired token it is.
+                let after_rejection = state.flight_after_rejection;
+                inner.install(
+                    &mut state,
+                    value,
+                    Some(Duration::ZERO),
+                    after_rejection,
+                    Some(generation),
+                );
+            }
+        }
         let result = result.and_then(|(value, token)| match inner.current.load_full() {
             // A refresh whose answer is no better than the cached token failed.
             Some(current) if !state.swapped_in_flight && no_refresh(&token, &value, &current) => {
@@ -190,7 +207,7 @@ impl FlightGuard {
                     }
                 }
                 let after_rejection = state.flight_after_rejection;
-                let current = inner.install(&mut state, value, remaining, after_rejection);
+                let current = inner.install(&mut state, value, remaining, after_rejection, stored);
                 tracing::debug!(
                     generation = current.generation,
                     expires_in = ?remaining,
@@ -200,6 +217,36 @@ impl FlightGuard {
             }
             Err(err) => inner.fail(&mut state, err),
         }
+    }
+}
+
+/// The source's fetch, counted, bounded by the fetch timeout, its token checked.
+fn fetch(inner: &Arc<Inner>) -> impl Future<Output = Result<(HeaderValue, Token), TokenError>> {
+    let inner = Arc::clone(inner);
+    async move {
+        inner.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let fetched = tokio::time::timeout(inner.config.fetch_timeout, inner.source.fetch()).await;
+        let result = match fetched {
+            Ok(Ok(token)) => match inner.rules.placement.header_value(&token.secret) {
+                Ok(value) => Ok((value, token)),
+                Err(err) => Err(TokenError::new(
+                    TokenErrorKind::InvalidToken,
+                    Some(err.into()),
+                )),
+            },
+            // The kind says it is unrecoverable; the source is the source's own error.
+            Ok(Err(err)) => match err.downcast::<Unrecoverable>() {
+                Ok(unrecoverable) => Err(TokenError::new(
+                    TokenErrorKind::Unrecoverable,
+                    Some(unrecoverable.into_inner()),
+                )),
+                Err(err) => Err(TokenError::new(TokenErrorKind::Fetch, Some(err))),
+            },
+            Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
+        };
+        crate::metrics::token_fetch(&result, started.elapsed());
+        result
     }
 }
 

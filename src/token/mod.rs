@@ -36,6 +36,8 @@ mod flight;
 pub(crate) mod http;
 mod refresh;
 mod source;
+#[cfg(feature = "token-store")]
+pub mod store;
 #[cfg(test)]
 mod tests;
 
@@ -45,3 +47,5 @@ pub(crate) use self::credential::{Acquire, Current, CurrentCell, Flight};
 pub use self::credential::{TokenCredential, TokenStatus, Window};
 pub use self::error::{TokenError, TokenErrorKind};
 pub use self::source::{Token, TokenSource, Unrecoverable};
+#[cfg(feature = "token-store")]
+pub use self::store::{StoreError, StoreErrorKind, TokenStore};

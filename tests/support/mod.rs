@@ -2,6 +2,9 @@
 //! are the crate's own loopback provider stand-ins (`tower_api_auth::mock`).
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 
