@@ -29,7 +29,18 @@ const USAGE: &str = "usage: keys create <principal> [--scope S]... [--org O] [--
        keys roll <key id> [--overlap 1h]";
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // Display, not Debug: "no key has the id …", the usage text as it reads.
+            eprintln!("{err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         return Err(USAGE.into());

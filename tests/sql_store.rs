@@ -393,3 +393,24 @@ async fn issued_keys_never_show_the_key() {
     assert!(shown.contains("ivan"), "{shown}");
     assert!(!shown.contains(&random[4..]), "{shown}");
 }
+
+/// Rolling changes a key's secret, not its life: an expired key cannot be rolled into a key
+/// that is dead on arrival.
+#[tokio::test]
+async fn an_expired_key_cannot_be_rolled() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
+        .await
+        .unwrap();
+    let expired = NewKey::new("judy").expires_at(SystemTime::now() - Duration::from_secs(60));
+    let expired = database.create(expired).await.unwrap();
+    let err = database
+        .roll(expired.info().id(), Duration::from_secs(3600))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_api_auth::server::sql::SqlStoreError::Expired(ref id) if id == expired.info().id()),
+        "{err:?}"
+    );
+    assert_eq!(database.list().await.unwrap().len(), 1, "no key issued");
+}

@@ -59,15 +59,15 @@
 //! [`MAX_CREDENTIAL_LEN`] bytes of visible ASCII and compared exactly. Everything else is
 //! refused:
 //!
-//! | request | rejection | JSON | Akool |
+//! | request | rejection | JSON: status, `error` | Akool |
 //! |---|---|---|---|
-//! | no credential in an accepted place (another scheme counts as none) | [`Missing`](Rejection::Missing) | 401 | 1102 |
-//! | empty, spaces, tab, control or non-ASCII bytes, too long, repeated header, two credentials | [`Malformed`](Rejection::Malformed) | 401 | 1101 |
-//! | not in the store | [`Unknown`](Rejection::Unknown) | 401 | 1101 |
-//! | past its expiry | [`Expired`](Rejection::Expired) | 401 | 1101 |
-//! | revoked | [`Revoked`](Rejection::Revoked) | 401 | 1200 |
-//! | a requirement does not hold | [`Forbidden`](Rejection::Forbidden) | 403 | 1009 |
-//! | the store failed | [`Unavailable`](Rejection::Unavailable) | 503 | 1108 |
+//! | no credential in an accepted place (another scheme counts as none) | [`Missing`](Rejection::Missing) | 401 `missing_credential` | 1102 |
+//! | empty, spaces, tab, control or non-ASCII bytes, too long, repeated header, two credentials; with a `KeyFormat` (feature `key-format`), a wrong prefix, shape or checksum | [`Malformed`](Rejection::Malformed) | 401 `malformed_credential` | 1101 |
+//! | not in the store | [`Unknown`](Rejection::Unknown) | 401 `invalid_credential` | 1101 |
+//! | past its expiry | [`Expired`](Rejection::Expired) | 401 `expired_credential` | 1101 |
+//! | revoked | [`Revoked`](Rejection::Revoked) | 401 `invalid_credential` | 1101 |
+//! | a requirement does not hold | [`Forbidden`](Rejection::Forbidden) | 403 `forbidden` | 1009 |
+//! | the store failed, or its outage policy refuses | [`Unavailable`](Rejection::Unavailable) | 503 `unavailable`, with `Retry-After` | 1108 |
 //!
 //! A 401 carries `WWW-Authenticate` with the accepted schemes (`Bearer error="invalid_token"`
 //! once a credential was presented). A refusal is logged at `INFO` with its reason and, when

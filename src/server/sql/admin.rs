@@ -240,6 +240,10 @@ impl KeyDatabase {
     /// scopes, expiry and metadata, and makes the old one expire `overlap` from now (sooner if it
     /// expired sooner already), so clients can switch without a gap. The new key is stored
     /// first: a failure in between leaves both valid, never neither.
+    ///
+    /// Rolling changes the secret, not the key's life: the new key expires when the old one
+    /// was to. A revoked key ([`SqlStoreError::Revoked`]) or an expired one
+    /// ([`SqlStoreError::Expired`]) cannot be rolled; create a new key instead.
     pub async fn roll(&self, id: &str, overlap: Duration) -> Result<IssuedKey, SqlStoreError> {
         let old = self
             .row(id)
@@ -247,6 +251,12 @@ impl KeyDatabase {
             .ok_or_else(|| SqlStoreError::NotFound(id.to_owned()))?;
         if old.revoked_at.is_some() {
             return Err(SqlStoreError::Revoked(id.to_owned()));
+        }
+        if old
+            .expires_at
+            .is_some_and(|at| time(at) <= SystemTime::now())
+        {
+            return Err(SqlStoreError::Expired(id.to_owned()));
         }
         let mut new = NewKey {
             principal: old.principal,

@@ -23,6 +23,9 @@ pub enum SqlStoreError {
     /// The key was revoked: it cannot be rolled.
     #[error("the key {0:?} is revoked")]
     Revoked(String),
+    /// The key has expired: it cannot be rolled.
+    #[error("the key {0:?} has expired")]
+    Expired(String),
     /// The snapshot is too old to serve (the database has been unreachable longer than the
     /// outage policy allows), or the policy is to fail closed.
     #[error("the key database is unreachable and the outage policy refuses to serve the snapshot")]

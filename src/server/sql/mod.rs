@@ -52,7 +52,10 @@
 //!   loaded at start-up, kept current by PostgreSQL `LISTEN/NOTIFY` or by polling SQLite, with a
 //!   revision on every change so a late event can never re-admit a revoked key.
 //! - [`OutagePolicy`] says what it answers while the database is down: 503 with `Retry-After`
-//!   at once, or the last snapshot for up to a maximum age (five minutes by default).
+//!   as soon as a sync fails, or the last snapshot for up to a maximum age (five minutes by
+//!   default). A sync fails at once when the database refuses connections, and after 3 s (the
+//!   connection pool's acquire timeout) when it stops answering; until then the snapshot
+//!   serves.
 //!
 //! # The table
 //!
@@ -63,6 +66,9 @@
 //! `api_keys_revision` counter (a trigger does it, so hand-written SQL is followed too; on
 //! PostgreSQL the counter's row lock makes changes commit in revision order). Revoke a key
 //! rather than delete its row: a deleted row is not seen by running servers until they restart.
+//! Likewise, a SQLite file deleted (or replaced) under running servers is not noticed: their open
+//! connections keep the old file, so they serve it as it was. `KeyDatabase::connect` creates a
+//! missing SQLite file, but not its directory.
 
 mod admin;
 mod database;

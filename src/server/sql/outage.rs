@@ -14,8 +14,9 @@ use super::SqlStoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OutagePolicy {
-    /// Refuse every request with 503 and `Retry-After` as soon as a sync fails: a key revoked
-    /// during the outage is never admitted.
+    /// Refuse every request with 503 and `Retry-After` as soon as a sync fails (at once when
+    /// the database refuses connections, after the pool's 3 s acquire timeout when it stops
+    /// answering): a key revoked during the outage is never admitted.
     FailClosed,
     /// Keep checking keys against the last snapshot until it is `max_age` old (time since the
     /// last successful sync), then fail closed.

@@ -242,13 +242,25 @@ async fn record_usage(shared: Weak<Shared>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
+    // Said once when writing fails and once when it works again, not at every interval of an
+    // outage (which the store reports on its own).
+    let mut failing = false;
     loop {
         ticks.tick().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if let Err(error) = shared.usage.flush(&shared.database).await {
-            tracing::warn!(%error, "could not record keys' last use; will retry");
+        match shared.usage.flush(&shared.database).await {
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "could not record keys' last use; will retry");
+            }
+            Err(_) => {}
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("keys' last use recorded again");
+            }
+            Ok(_) => {}
         }
     }
 }
