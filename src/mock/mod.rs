@@ -32,7 +32,8 @@
 //! Token endpoints, counting every call ([`MockServer::token_request_count`]):
 //!
 //! - Akool: `POST /api/open/v3/getToken` with `{"clientId", "clientSecret"}` (an accepted key as
-//!   the secret) answers `{"code": 1000, "token"}`; a wrong secret gets code 1101.
+//!   the secret) answers `{"code": 1000, "token"}`, a token without an expiry (Akool's last over
+//!   a year); a wrong secret gets code 1101.
 //! - Polyteia: `POST /rpc/auth/personalAccessKey/exchange` with `{"json": {"key"}}` answers
 //!   `{"json": {"token", "expiresAt", ...}}`; a wrong key gets 401.
 //!

@@ -118,7 +118,9 @@ impl TokenStore {
     /// advisory lock per credential makes the processes of one machine fetch once.
     ///
     /// Pick a directory only your user can write, such as
-    /// [`user_cache_dir`](Self::user_cache_dir).
+    /// [`user_cache_dir`](Self::user_cache_dir). A directory that exists already is used as it
+    /// is, whatever its mode: in a shared one (`/tmp` itself) other users see that tokens are
+    /// cached and when, though not the tokens; use a subdirectory the store creates instead.
     pub fn file(dir: impl AsRef<Path>) -> Self {
         Self::with_backend(Arc::new(file::FileStore::new(dir.as_ref().to_owned())))
     }
@@ -173,8 +175,8 @@ impl TokenStore {
         self
     }
 
-    /// The longest a fetch waits on the store before fetching for itself (default 3 s): each
-    /// read and write, and the wait for another process's fetch. A store that is down or slow
+    /// The longest a fetch waits on the store before fetching for itself (default 3 s), all its
+    /// reads, writes and the wait for another process's fetch together. A store that is down or slow
     /// costs a process at most this much per fetch, never a request on the cached path.
     /// Keep it above your token endpoint's usual answer time, so that waiting processes do not
     /// give up on a fetch that is about to land.
@@ -243,7 +245,8 @@ pub enum StoreErrorKind {
     /// owner): not used, and replaced.
     Permissions,
     /// A sealed record does not open under the key (another key, altered), or the store is
-    /// sealed and the record is not.
+    /// sealed and the record is not. (A store that is not sealed reads a sealed record as
+    /// [`Corrupt`](Self::Corrupt).)
     Sealed,
     /// The Redis URL is not one.
     InvalidUrl,
