@@ -306,9 +306,12 @@ async fn database_stopped_mid_load_then_started() {
         StatusCode::OK
     );
     // The short-lived snapshot is served until it is too old, then refused.
-    while short.snapshot_age() <= short_max_age {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    within(async {
+        while short.snapshot_age() <= short_max_age {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     assert_eq!(
         status(&client, &servers[2].base_url, alice.key()).await,
         StatusCode::SERVICE_UNAVAILABLE
@@ -318,9 +321,12 @@ async fn database_stopped_mid_load_then_started() {
     pg.start_again();
     // Wait for every store's follower to find the database again.
     for store in [&closed, &stale, &short] {
-        while !store.database_reachable() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        within(async {
+            while !store.database_reachable() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
     for served in &servers {
         assert_eq!(
@@ -337,9 +343,12 @@ async fn database_stopped_mid_load_then_started() {
         .unwrap()
         .revision();
     for store in [&closed, &stale, &short] {
-        while store.revision() < revoked_at {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        within(async {
+            while store.revision() < revoked_at {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
     for served in &servers {
         assert_eq!(
@@ -356,4 +365,12 @@ async fn database_stopped_mid_load_then_started() {
     eprintln!("[ok, 503] per server (fail closed, 1 h snapshot, 300 ms snapshot): {totals:?}");
     assert_eq!(totals[1][1], 0, "the 1 h snapshot was served throughout");
     assert!(totals[0][1] > 0, "fail closed refused during the outage");
+}
+
+/// Waits for a condition that real processes bring about (PostgreSQL back, a snapshot aging):
+/// a minute at most, so that a store that never gets there fails the test instead of hanging it.
+async fn within(condition: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(60), condition)
+        .await
+        .expect("the condition held within a minute");
 }

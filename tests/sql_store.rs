@@ -270,16 +270,21 @@ async fn sqlite_changes_reach_a_running_store_by_polling() {
         .unwrap();
     let issued = admin.create(NewKey::new("erin")).await.unwrap();
     let digest = KeyDigest::of(issued.key().expose());
-    // Wait for the poll (by watching the revision), then for the revocation likewise.
-    while store.revision() < issued.info().revision() {
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(!store.lookup(&digest).await.unwrap().unwrap().is_revoked());
-    admin.revoke(issued.info().id()).await.unwrap();
-    while !store.lookup(&digest).await.unwrap().unwrap().is_revoked() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Wait for the poll (by watching the revision), then for the revocation likewise: a minute
+    // at most, so that a store that never follows fails instead of hanging.
+    let polled = async {
+        while store.revision() < issued.info().revision() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!store.lookup(&digest).await.unwrap().unwrap().is_revoked());
+        admin.revoke(issued.info().id()).await.unwrap();
+        while !store.lookup(&digest).await.unwrap().unwrap().is_revoked() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), polled)
+        .await
+        .expect("the store followed both changes within a minute");
 }
 
 /// A key used many times is written once per flush; `last_used_at` shows it.
