@@ -33,6 +33,14 @@ fn credential(server: &MockServer, store: TokenStore) -> TokenCredential {
         .unwrap()
 }
 
+/// Fetches one token (one getToken call) into a file store in `dir`.
+async fn store_one_token(server: &MockServer, dir: &Path) {
+    credential(server, TokenStore::file(dir))
+        .fetch()
+        .await
+        .unwrap();
+}
+
 fn record_file(dir: &Path) -> PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -66,10 +74,7 @@ fn assert_warned(logs: &CapturedLogs, tokens: &TokenCredential, kind: StoreError
 async fn a_restart_takes_the_stored_token_and_the_file_is_private() {
     let server = akool_server().await;
     let dir = tempfile::tempdir().unwrap();
-    credential(&server, TokenStore::file(dir.path()))
-        .fetch()
-        .await
-        .unwrap();
+    store_one_token(&server, dir.path()).await;
     assert_eq!(server.token_request_count(), 1);
     let restarted = credential(&server, TokenStore::file(dir.path()));
     restarted.fetch().await.unwrap();
@@ -89,10 +94,7 @@ async fn a_restart_takes_the_stored_token_and_the_file_is_private() {
 async fn a_torn_or_altered_record_is_a_corrupt_warning_and_a_fetch() {
     let server = akool_server().await;
     let dir = tempfile::tempdir().unwrap();
-    credential(&server, TokenStore::file(dir.path()))
-        .fetch()
-        .await
-        .unwrap();
+    store_one_token(&server, dir.path()).await;
     let file = record_file(dir.path());
     let whole = std::fs::read(&file).unwrap();
     let mut altered = whole.clone();
@@ -113,10 +115,7 @@ async fn a_torn_or_altered_record_is_a_corrupt_warning_and_a_fetch() {
         assert_eq!(server.token_request_count(), 2 + n, "damage {n}: fetched");
         assert_warned(&logs, &tokens, StoreErrorKind::Corrupt);
         // The fetch replaced the record: the next start takes it.
-        credential(&server, TokenStore::file(dir.path()))
-            .fetch()
-            .await
-            .unwrap();
+        store_one_token(&server, dir.path()).await;
         assert_eq!(server.token_request_count(), 2 + n);
     }
 }
@@ -128,10 +127,7 @@ async fn a_record_others_could_read_or_write_is_not_used_and_is_replaced() {
 
     let server = akool_server().await;
     let dir = tempfile::tempdir().unwrap();
-    credential(&server, TokenStore::file(dir.path()))
-        .fetch()
-        .await
-        .unwrap();
+    store_one_token(&server, dir.path()).await;
     let file = record_file(dir.path());
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
@@ -203,10 +199,7 @@ async fn a_changed_secret_never_finds_the_old_token() {
     let server = akool_server().await;
     server.accept_key("rotated-secret");
     let dir = tempfile::tempdir().unwrap();
-    credential(&server, TokenStore::file(dir.path()))
-        .fetch()
-        .await
-        .unwrap();
+    store_one_token(&server, dir.path()).await;
     let rotated = akool::client_credentials("client-id", "rotated-secret")
         .base_url(server.base_url())
         .token_builder(client())
@@ -267,10 +260,7 @@ mod sealed {
     async fn a_sealed_store_refuses_a_plain_record() {
         let server = akool_server().await;
         let dir = tempfile::tempdir().unwrap();
-        credential(&server, TokenStore::file(dir.path()))
-            .fetch()
-            .await
-            .unwrap();
+        store_one_token(&server, dir.path()).await;
         let logs = CapturedLogs::default();
         let _guard = logs.install();
         let tokens = credential(&server, TokenStore::file(dir.path()).sealed([1; 32]));

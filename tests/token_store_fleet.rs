@@ -181,17 +181,13 @@ async fn redis_eight_processes_cold_fetch_once_and_refetch_once_after_1101() {
         2,
         "one more getToken across the fleet after the rejection"
     );
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 
     // A restart within the token's life fetches nothing.
     let (workers, restarted) = fleet(1, &Job { phases: 1, ..job }).await;
     assert_all_ok(&restarted, REQUESTS);
     assert_eq!(server.token_request_count(), 2, "a restart fetches nothing");
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,16 +214,12 @@ async fn file_store_eight_processes_fetch_once_restart_fetches_nothing_new_secre
         1,
         "one getToken for the machine"
     );
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 
     let (workers, restarted) = fleet(1, &job).await;
     assert_all_ok(&restarted, REQUESTS);
     assert_eq!(server.token_request_count(), 1, "a restart fetches nothing");
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 
     // The client secret changes: the token fetched with the old one is not reused.
     server.accept_key("rotated-secret");
@@ -245,9 +237,7 @@ async fn file_store_eight_processes_fetch_once_restart_fetches_nothing_new_secre
         2,
         "a changed secret fetches anew"
     );
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 }
 
 /// The baseline of the two tests above: without a store, each process fetches its own token.
@@ -270,6 +260,49 @@ async fn without_a_store_eight_processes_fetch_eight_tokens() {
     );
     assert_all_ok(&cold, REQUESTS);
     assert_eq!(server.token_request_count(), PROCESSES);
+    finish(workers).await;
+}
+
+/// A fleet sharing one Redis, warmed up: `PROCESSES` workers that sent their first requests
+/// on one getToken call between them, each ready for `phases - 1` more phases.
+async fn warm_redis_fleet(
+    name: &str,
+    phases: usize,
+) -> Option<(RedisServer, MockServer, Vec<Worker>)> {
+    let redis = RedisServer::start(name)?;
+    let server = akool().await;
+    let base_url = server.base_url();
+    let job = Job {
+        base_url: &base_url,
+        store: format!("redis:{}", redis.url()),
+        secret: "client-secret",
+        phases,
+        requests: REQUESTS,
+    };
+    let (workers, warm) = fleet(PROCESSES, &job).await;
+    assert_all_ok(&warm, REQUESTS);
+    assert_eq!(server.token_request_count(), 1);
+    Some((redis, server, workers))
+}
+
+/// Asserts that every request of a phase with Redis failing succeeded, none waiting much
+/// longer than the bound; prints the slowest.
+fn assert_bounded(reports: &[Report], what: &str, fetched: usize) {
+    assert_all_ok(reports, REQUESTS);
+    let slowest = reports.iter().map(|r| r.max_ms).max().unwrap();
+    eprintln!(
+        "redis {what}: {fetched} getToken calls from {PROCESSES} processes; slowest request \
+         {slowest} ms (bound {} ms)",
+        BOUND.as_millis()
+    );
+    // Generous: the bound, plus a getToken call and a replay on a loaded 2-core machine.
+    assert!(
+        u128::from(slowest) < BOUND.as_millis() + 5_000,
+        "no request waits much longer than the bound: {slowest} ms"
+    );
+}
+
+async fn finish(workers: Vec<Worker>) {
     for worker in workers {
         worker.finish().await;
     }
@@ -277,40 +310,18 @@ async fn without_a_store_eight_processes_fetch_eight_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_run_each_process_fetches_for_itself_and_sharing_resumes_when_back() {
-    let Some(mut redis) = RedisServer::start("redis_killed_mid_run") else {
+    let Some((mut redis, server, mut workers)) = warm_redis_fleet("redis_killed_mid_run", 3).await
+    else {
         return;
     };
-    let server = akool().await;
-    let base_url = server.base_url();
-    let job = Job {
-        base_url: &base_url,
-        store: format!("redis:{}", redis.url()),
-        secret: "client-secret",
-        phases: 3,
-        requests: REQUESTS,
-    };
-    let (mut workers, warm) = fleet(PROCESSES, &job).await;
-    assert_all_ok(&warm, REQUESTS);
-    assert_eq!(server.token_request_count(), 1);
 
     // Redis dies, and the tokens expire: every process must get a token without it.
     redis.kill();
     server.expire_tokens();
     let down = next_phase(&mut workers).await;
-    assert_all_ok(&down, REQUESTS);
     let fetched_while_down = server.token_request_count() - 1;
-    let slowest = down.iter().map(|r| r.max_ms).max().unwrap();
-    eprintln!(
-        "redis down: {fetched_while_down} getToken calls from {PROCESSES} processes; slowest \
-         request {slowest} ms (bound {} ms)",
-        BOUND.as_millis()
-    );
+    assert_bounded(&down, "down", fetched_while_down);
     assert!((1..=PROCESSES).contains(&fetched_while_down));
-    // Generous: the bound, plus a getToken call and a replay on a loaded 2-core machine.
-    assert!(
-        u128::from(slowest) < BOUND.as_millis() + 5_000,
-        "no request waits much longer than the bound: {slowest} ms"
-    );
 
     // Redis is back (empty): sharing resumes, one getToken for the fleet.
     redis.restart();
@@ -323,49 +334,23 @@ async fn redis_killed_mid_run_each_process_fetches_for_itself_and_sharing_resume
         1,
         "sharing resumed: one getToken for the fleet"
     );
-    for worker in workers {
-        worker.finish().await;
-    }
+    finish(workers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen_mid_run_costs_a_fetch_at_most_the_wait_bound() {
-    let Some(redis) = RedisServer::start("redis_frozen_mid_run") else {
+    let Some((redis, server, mut workers)) = warm_redis_fleet("redis_frozen_mid_run", 2).await
+    else {
         return;
     };
-    let server = akool().await;
-    let base_url = server.base_url();
-    let job = Job {
-        base_url: &base_url,
-        store: format!("redis:{}", redis.url()),
-        secret: "client-secret",
-        phases: 2,
-        requests: REQUESTS,
-    };
-    let (mut workers, warm) = fleet(PROCESSES, &job).await;
-    assert_all_ok(&warm, REQUESTS);
-    assert_eq!(server.token_request_count(), 1);
 
     // Redis stops answering (SIGSTOP: connections open, no replies), and the tokens expire.
     redis.freeze();
     server.expire_tokens();
     let frozen = next_phase(&mut workers).await;
     redis.thaw();
-    assert_all_ok(&frozen, REQUESTS);
-    let slowest = frozen.iter().map(|r| r.max_ms).max().unwrap();
-    eprintln!(
-        "redis frozen: {} getToken calls from {PROCESSES} processes; slowest request {slowest} ms \
-         (bound {} ms)",
-        server.token_request_count() - 1,
-        BOUND.as_millis()
-    );
-    assert!(
-        u128::from(slowest) < BOUND.as_millis() + 5_000,
-        "no request waits much longer than the bound: {slowest} ms"
-    );
-    for worker in workers {
-        worker.finish().await;
-    }
+    assert_bounded(&frozen, "frozen", server.token_request_count() - 1);
+    finish(workers).await;
 }
 
 /// The worker: not a test on its own (it returns at once unless re-invoked by the tests above).

@@ -356,17 +356,23 @@ mod tests {
         }
     }
 
+    /// A key database in a SQLite file of a temporary directory (kept while the handle lives).
+    async fn sqlite_database() -> (tempfile::TempDir, KeyDatabase) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+        let database = KeyDatabase::connect(&url, KeyFormat::new("acme").unwrap())
+            .await
+            .unwrap();
+        (dir, database)
+    }
+
     /// A load that read the key before its revocation and lands after it (a slow start-up
     /// load, a sync racing the follower, a late event) must not re-admit the key. Without the
     /// revision guard in `Snapshot::with` the stale row overwrites the revoked one and this
     /// fails.
     #[tokio::test]
     async fn an_in_flight_load_cannot_re_admit_a_revoked_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-        let database = KeyDatabase::connect(&url, KeyFormat::new("acme").unwrap())
-            .await
-            .unwrap();
+        let (_dir, database) = sqlite_database().await;
         let issued = database.create(NewKey::new("alice")).await.unwrap();
         let digest = KeyDigest::of(issued.key().expose());
         let store = SqlKeyStore::open(database.clone()).await.unwrap();
@@ -390,11 +396,7 @@ mod tests {
 
     #[tokio::test]
     async fn revoked_keys_are_not_marked_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-        let database = KeyDatabase::connect(&url, KeyFormat::new("acme").unwrap())
-            .await
-            .unwrap();
+        let (_dir, database) = sqlite_database().await;
         let issued = database.create(NewKey::new("alice")).await.unwrap();
         database.revoke(issued.info().id()).await.unwrap();
         let store = SqlKeyStore::open(database).await.unwrap();
