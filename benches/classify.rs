@@ -14,7 +14,7 @@ use futures::FutureExt;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
-use tower_api_auth::classify::ClassifyLayer;
+use tower_api_auth::ClassifyLayer;
 use tower_api_auth::providers::akool;
 
 /// An inner service answering `body` with `content_type` at once.

@@ -34,8 +34,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::runtime::Runtime;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::providers::akkio;
-use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer};
-use tower_api_auth::{Credential, Placement, ServiceBuilderExt};
+use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
+use tower_api_auth::{Credential, Placement, ServiceBuilderAuthExt, ValidateCredentialLayer};
 
 const REQUESTS: usize = 256;
 const IN_FLIGHT: usize = 32;

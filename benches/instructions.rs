@@ -26,13 +26,15 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::retry::RetryLayer;
 use tower::{Layer, Service, ServiceExt};
-use tower_api_auth::classify::{ClassifyLayer, EnvelopeClassifier, StatusClassifier, Then};
-use tower_api_auth::client::AttachTokenLayer;
+use tower_api_auth::outcome::{EnvelopeClassifier, StatusClassifier, Then};
 use tower_api_auth::providers::akool;
+use tower_api_auth::server::MemoryKeyStore;
 use tower_api_auth::server::sql::SqlKeyStore;
-use tower_api_auth::server::{MemoryKeyStore, ValidateCredentialLayer};
-use tower_api_auth::token::{Token, TokenCredential};
-use tower_api_auth::{AuthLayer, Credential, Placement, TokenAuthLayer};
+use tower_api_auth::token_auth::AttachTokenLayer;
+use tower_api_auth::{
+    AuthLayer, ClassifyLayer, Credential, Placement, Token, TokenAuthLayer, TokenCredential,
+    ValidateCredentialLayer,
+};
 use tower_http::auth::AddAuthorizationLayer;
 #[allow(deprecated)]
 use tower_http::auth::require_authorization::Bearer;
@@ -253,7 +255,7 @@ fn setup_file_store() -> Input<AttachToken> {
         Ok::<_, Infallible>(Token::new("cached-token").expires_in(Duration::from_secs(3600)))
     })
     .origin(ORIGIN)
-    .store(tower_api_auth::token::TokenStore::file(&dir))
+    .store(tower_api_auth::token::store::TokenStore::file(&dir))
     .store_identity("bench", &tower_api_auth::Secret::new("s"))
     .build()
     .unwrap();

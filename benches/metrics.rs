@@ -13,9 +13,8 @@ use futures::FutureExt;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service};
-use tower_api_auth::TokenAuthLayer;
 use tower_api_auth::providers::akool;
-use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth::{Token, TokenAuthLayer, TokenCredential};
 
 const URL: &str = "https://openapi.akool.com/api/open/v3/faceswap/quota/info";
 

@@ -17,10 +17,8 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 use http::{Request, Response};
 use http_body_util::{Empty, Full};
 use tower::{Layer, Service};
-use tower_api_auth::TokenAuthLayer;
-use tower_api_auth::client::TokenAuth;
 use tower_api_auth::providers::akool;
-use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth::{Token, TokenAuth, TokenAuthLayer, TokenCredential};
 
 const URL: &str = "https://openapi.akool.com/api/open/v3/faceswap/quota/info";
 

@@ -24,8 +24,8 @@ use futures::FutureExt;
 use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
-use tower_api_auth::Placement;
-use tower_api_auth::server::{KeyDigest, ValidateCredentialLayer};
+use tower_api_auth::server::KeyDigest;
+use tower_api_auth::{Placement, ValidateCredentialLayer};
 #[allow(deprecated)]
 use tower_http::auth::require_authorization::Bearer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;

@@ -12,9 +12,8 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::Request;
 use tower::{Layer, Service};
-use tower_api_auth::Secret;
-use tower_api_auth::client::TokenAuthLayer;
-use tower_api_auth::token::{Token, TokenCredential, TokenStore};
+use tower_api_auth::token::store::TokenStore;
+use tower_api_auth::{Secret, Token, TokenAuthLayer, TokenCredential};
 
 #[path = "../tests/support/redis.rs"]
 #[allow(dead_code)]

@@ -18,11 +18,10 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use tower::retry::RetryLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::classify::ClassifyLayer;
-use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::providers::akool;
-use tower_api_auth::token::{Token, TokenCredential};
-use tower_api_auth::{AuthLayer, Credential};
+use tower_api_auth::{
+    AuthLayer, ClassifyLayer, Credential, Token, TokenAuthLayer, TokenCredential,
+};
 
 mod support;
 

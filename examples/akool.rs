@@ -22,9 +22,9 @@ use std::process::ExitCode;
 
 use http::Request;
 use tower::{BoxError, ServiceBuilder};
-use tower_api_auth::ServiceBuilderExt;
-use tower_api_auth::classify::Outcome;
+use tower_api_auth::ServiceBuilderAuthExt;
 use tower_api_auth::mock::{MockServer, Provider};
+use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::akool;
 
 #[tokio::main]

@@ -36,9 +36,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::server::ValidateCredentialLayer;
 use tower_api_auth::server::sql::{KeyDatabase, NewKey, SqlKeyStore};
-use tower_api_auth::{AuthLayer, Credential, Placement};
+use tower_api_auth::{AuthLayer, Credential, Placement, ValidateCredentialLayer};
 
 type Result<T = (), E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
 

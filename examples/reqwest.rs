@@ -13,9 +13,9 @@
 use http::Request;
 use http_body_util::BodyExt;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_api_auth::ServiceBuilderExt;
-use tower_api_auth::classify::Outcome;
+use tower_api_auth::ServiceBuilderAuthExt;
 use tower_api_auth::mock::MockProviders;
+use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::ReqwestService;
 

@@ -1,10 +1,10 @@
-//! [`ServiceBuilderExt`]: the crate's layers as `ServiceBuilder` methods.
+//! [`ServiceBuilderAuthExt`]: the crate's layers as `ServiceBuilder` methods.
 
 use tower::ServiceBuilder;
 use tower::layer::util::Stack;
 
-use crate::classify::{Classifier, ClassifyLayer};
-use crate::{AuthLayer, Credential, TokenAuthLayer, TokenCredential};
+use crate::outcome::Classifier;
+use crate::{AuthLayer, ClassifyLayer, Credential, TokenAuthLayer, TokenCredential};
 
 /// The crate's layers as methods of [`ServiceBuilder`], so a stack reads
 /// `ServiceBuilder::new().classify(classifier).auth(credential)`. Layers apply outermost first,
@@ -13,8 +13,8 @@ use crate::{AuthLayer, Credential, TokenAuthLayer, TokenCredential};
 /// ```
 /// use http::{Request, Response};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
-/// use tower_api_auth::ServiceBuilderExt;
-/// use tower_api_auth::classify::Outcome;
+/// use tower_api_auth::ServiceBuilderAuthExt;
+/// use tower_api_auth::outcome::Outcome;
 /// use tower_api_auth::providers::erathos;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -37,17 +37,17 @@ use crate::{AuthLayer, Credential, TokenAuthLayer, TokenCredential};
 /// ```
 ///
 /// Sealed: implemented for `ServiceBuilder` only.
-pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
+pub trait ServiceBuilderAuthExt<L>: sealed::Sealed<L> + Sized {
     /// Adds [`AuthLayer`]: `credential` on every request bound for its origins.
     fn auth(self, credential: Credential) -> ServiceBuilder<Stack<AuthLayer, L>>;
 
     /// Adds [`TokenAuthLayer`]: a fetched token on every request, replayed once on rejection.
     fn token_auth(self, tokens: TokenCredential) -> ServiceBuilder<Stack<TokenAuthLayer, L>>;
 
-    /// Adds [`ClassifyLayer`]: a typed [`Outcome`](crate::classify::Outcome) on every response.
+    /// Adds [`ClassifyLayer`]: a typed [`Outcome`](crate::outcome::Outcome) on every response.
     fn classify<C: Classifier>(self, classifier: C) -> ServiceBuilder<Stack<ClassifyLayer<C>, L>>;
 
-    /// Adds [`ValidateCredentialLayer`](crate::server::ValidateCredentialLayer) with the
+    /// Adds [`ValidateCredentialLayer`](crate::ValidateCredentialLayer) with the
     /// credential read from `placement` and looked up in `store`; for more settings, build the
     /// layer and pass it to [`ServiceBuilder::layer`].
     #[cfg(feature = "server")]
@@ -56,10 +56,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed<L> + Sized {
         self,
         placement: crate::Placement,
         store: K,
-    ) -> ServiceBuilder<Stack<crate::server::ValidateCredentialLayer<K>, L>>;
+    ) -> ServiceBuilder<Stack<crate::ValidateCredentialLayer<K>, L>>;
 }
 
-impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
+impl<L> ServiceBuilderAuthExt<L> for ServiceBuilder<L> {
     fn auth(self, credential: Credential) -> ServiceBuilder<Stack<AuthLayer, L>> {
         self.layer(AuthLayer::new(credential))
     }
@@ -77,10 +77,8 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self,
         placement: crate::Placement,
         store: K,
-    ) -> ServiceBuilder<Stack<crate::server::ValidateCredentialLayer<K>, L>> {
-        self.layer(crate::server::ValidateCredentialLayer::new(
-            placement, store,
-        ))
+    ) -> ServiceBuilder<Stack<crate::ValidateCredentialLayer<K>, L>> {
+        self.layer(crate::ValidateCredentialLayer::new(placement, store))
     }
 }
 

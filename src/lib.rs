@@ -42,7 +42,7 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::{ServiceBuilderExt, Token, TokenCredential};
+//! use tower_api_auth::{ServiceBuilderAuthExt, Token, TokenCredential};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -69,10 +69,10 @@
 //!
 //! # Classification and retries
 //!
-//! [`ClassifyLayer`](classify::ClassifyLayer) turns every response into a typed
-//! [`Outcome`](classify::Outcome) — success, credential rejected or missing, forbidden, banned,
+//! [`ClassifyLayer`] turns every response into a typed
+//! [`Outcome`](outcome::Outcome) — success, credential rejected or missing, forbidden, banned,
 //! rate limited, transient — from its status and, for APIs like Akool, from a JSON body code (the
-//! body is handed on intact). [`RetryPolicy`](classify::RetryPolicy) retries the transient ones
+//! body is handed on intact). [`RetryPolicy`](outcome::RetryPolicy) retries the transient ones
 //! with `tower::retry`, honouring `Retry-After`, and never the permanent ones:
 //!
 //! ```
@@ -81,8 +81,8 @@
 //! use http::{Request, Response, StatusCode};
 //! use tower::retry::RetryLayer;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::ServiceBuilderExt;
-//! use tower_api_auth::classify::{Outcome, OutcomeKind, RetryPolicy};
+//! use tower_api_auth::ServiceBuilderAuthExt;
+//! use tower_api_auth::outcome::{Outcome, OutcomeKind, RetryPolicy};
 //! use tower_api_auth::providers::akkio;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -115,8 +115,8 @@
 //!
 //! # The server side
 //!
-//! The same credentials, checked on the way in: [`ValidateCredentialLayer`](server::ValidateCredentialLayer)
-//! looks the presented key up in a key store (as a digest, compared in constant time), refuses
+//! The same credentials, checked on the way in: [`ValidateCredentialLayer`] looks
+//! the presented key up in a key store (as a digest, compared in constant time), refuses
 //! missing, unknown, expired and revoked keys with 401 and insufficient scopes with 403, and
 //! hands the caller's [`Principal`](server::Principal) to the handler; keys change while the
 //! server runs. See [`server`] for an example, and `examples/axum_server.rs` for an axum API.
@@ -128,32 +128,32 @@
 //! runnable example in `examples/` that calls the real API when its credentials are in the
 //! environment and a loopback stand-in otherwise.
 //!
-//! # Modules
+//! # The types to know
 //!
-//! - [`credential`]: the credential types, their validation and their origins.
-//! - [`client`]: the layers for the outgoing side.
-//! - [`token`]: fetched credentials (access tokens) and their cache; with features
-//!   `token-store`, `redis` and `store-encryption`, `token::store` keeps them across restarts
-//!   and replicas.
-//! - [`classify`]: typed outcomes of responses, the classify layer and a retry policy.
-//! - [`body`]: the response body the layers hand back, and which request bodies can be
-//!   replayed.
-//! - [`providers`]: presets for Akkio, Polyteia, Erathos and Akool.
-//! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
-//!   store, in axum apps and any tower server.
-//! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
-//! - [`reqwest`] (features `reqwest`, `reqwest-middleware`): the layers around a
-//!   `reqwest::Client`, and `reqwest_middleware` middleware.
-//! - [`metrics`] (feature `metrics`): the metrics the crate records, and their names.
+//! | type | what it is |
+//! |---|---|
+//! | [`Credential`] | a secret, where it goes in a request, and the origins it may go to |
+//! | [`AuthLayer`] | attaches a `Credential` to every request bound for its origins |
+//! | [`TokenCredential`] | a fetched access token: fetched once, cached, refreshed, shared |
+//! | [`TokenAuthLayer`] | attaches the token, waits for it, replays once when it is rejected |
+//! | [`ClassifyLayer`] | puts a typed [`Outcome`](outcome::Outcome) on every response |
+//! | [`ValidateCredentialLayer`] | the server side: checks incoming keys against a key store |
+//! | [`ServiceBuilderAuthExt`] | the layers as `ServiceBuilder` methods |
+//!
+//! Their errors are [`CredentialError`] (at construction) and [`TokenError`] (a fetch that
+//! failed). The rest lives in modules: [`providers`] (presets per provider), [`outcome`]
+//! (classifiers, outcomes, the retry policy), [`token`] (the fetched token's builder, status
+//! and stores), [`token_auth`] (its futures and the replay-less variant), [`body`] (the response
+//! body the layers hand back), [`server`] (key stores, principals, refusals), and with their
+//! features [`reqwest`] and [`metrics`].
 //!
 //! # Feature flags
 //!
 //! - `server` (default): the [`server`] module (pulls in `sha2` and `subtle`).
 //! - `axum`: the server side's `Principal` extractor for axum handlers.
-//! - `mock`: the loopback stand-ins in [`mock`] (implies `axum`).
 //! - `tonic`: [`TokenAuthLayer`] around a tonic `Channel` (its request body is buffered for a
 //!   replay).
-//! - `follow-redirect`: `client::KeepCredentialHome`, a tower-http redirect policy that keeps the
+//! - `follow-redirect`: [`KeepCredentialHome`], a tower-http redirect policy that keeps the
 //!   credential on its origin.
 //! - `reqwest`: [`reqwest::ReqwestService`], the layers around a `reqwest::Client`.
 //! - `reqwest-middleware`: `reqwest_middleware` middleware with the layers' guarantees.
@@ -164,11 +164,10 @@
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 pub mod body;
 mod builder;
-pub mod classify;
-pub mod client;
-pub mod credential;
+mod credential;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
@@ -177,7 +176,10 @@ mod metrics;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+pub mod outcome;
 pub mod providers;
+#[cfg(feature = "follow-redirect")]
+mod redirect;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;
@@ -186,12 +188,23 @@ mod secret;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod token;
+pub mod token_auth;
 
-pub use self::builder::ServiceBuilderExt;
-pub use self::client::{Auth, AuthLayer, TokenAuth, TokenAuthLayer};
+pub use self::auth::{Auth, AuthLayer};
+pub use self::builder::ServiceBuilderAuthExt;
 pub use self::credential::{Credential, CredentialBuilder, CredentialError, Origin, Placement};
+pub use self::outcome::layer::{Classify, ClassifyLayer};
+#[cfg(feature = "follow-redirect")]
+#[cfg_attr(docsrs, doc(cfg(feature = "follow-redirect")))]
+pub use self::redirect::KeepCredentialHome;
 pub use self::secret::Secret;
-pub use self::token::{Token, TokenCredential, TokenError, TokenSource};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use self::server::layer::{ValidateCredential, ValidateCredentialLayer};
+pub use self::token::credential::TokenCredential;
+pub use self::token::error::TokenError;
+pub use self::token::source::{Token, TokenSource};
+pub use self::token_auth::layer::{TokenAuth, TokenAuthLayer};
 
 /// The README's examples, compiled and run as doctests so they stay true. Some need the
 /// optional integrations: they run with `--all-features`, as in CI.

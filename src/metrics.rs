@@ -6,7 +6,7 @@ so any exporter (Prometheus, OpenTelemetry, StatsD) reads them.
 
 ```
 use metrics_util::debugging::DebuggingRecorder;
-use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth::{Token, TokenCredential};
 
 # #[tokio::main(flavor = "current_thread")]
 # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +44,7 @@ listed here.
 | [`tower_api_auth.client.token.rejections`](CLIENT_TOKEN_REJECTIONS) | counter | — | answers that rejected a fetched token (a `401`, Akool's 1101), replayed or not |
 | [`tower_api_auth.client.token.replays`](CLIENT_TOKEN_REPLAYS) | counter | — | requests sent again with a new token after a rejection |
 | [`tower_api_auth.client.outcomes`](CLIENT_OUTCOMES) | counter | `provider` (the classifier's name: `akkio`, `polyteia`, `erathos`, `akool`, or `api`); `kind` = `success` \| `credential_rejected` \| `credential_missing` \| `forbidden` \| `banned` \| `rate_limited` \| `transient` \| `client_error` | API answers classified, once each, by the innermost layer that classified it (`ClassifyLayer`, or `TokenAuthLayer` with a provider's classifier) |
-| [`tower_api_auth.client.retries`](CLIENT_RETRIES) | counter | `reason` = `rate_limited` \| `transient` \| `connection_refused` | retries [`RetryPolicy`](crate::classify::RetryPolicy) (or the reqwest retry middleware) decided on |
+| [`tower_api_auth.client.retries`](CLIENT_RETRIES) | counter | `reason` = `rate_limited` \| `transient` \| `connection_refused` | retries [`RetryPolicy`](crate::outcome::RetryPolicy) (or the reqwest retry middleware) decided on |
 | [`tower_api_auth.server.requests`](SERVER_REQUESTS) | counter | `result` = `accepted` \| `refused`; `reason` (refused) = `missing` \| `malformed` \| `unknown` \| `expired` \| `revoked` \| `forbidden` \| `unavailable` | requests `ValidateCredentialLayer` judged |
 | [`tower_api_auth.server.key_store.size`](SERVER_KEY_STORE_SIZE) | gauge | `store` = `memory` \| the store's name | keys in the store, set at every change |
 | [`tower_api_auth.server.key_store.snapshot_age`](SERVER_KEY_STORE_SNAPSHOT_AGE) | gauge, s | `store` | age of the snapshot a store serves from (stores that load snapshots) |
@@ -63,9 +63,9 @@ tests on one thread. Without the feature, every call site compiles to nothing.
 #[cfg(feature = "metrics")]
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
 
+use crate::TokenError;
 #[cfg(feature = "metrics")]
-use crate::classify::OutcomeKind;
-use crate::token::TokenError;
+use crate::outcome::OutcomeKind;
 #[cfg(feature = "metrics")]
 use crate::token::TokenErrorKind;
 
@@ -215,7 +215,7 @@ pub(crate) struct OutcomeCounters {
 impl OutcomeCounters {
     /// An API answer was classified by `provider`'s classifier.
     #[inline]
-    pub(crate) fn count(&self, provider: &'static str, outcome: &crate::classify::Outcome) {
+    pub(crate) fn count(&self, provider: &'static str, outcome: &crate::outcome::Outcome) {
         #[cfg(feature = "metrics")]
         {
             let kind = outcome.kind();
@@ -261,7 +261,7 @@ pub(crate) fn outcome_kind(kind: OutcomeKind) -> &'static str {
 /// A retry was decided on: `refused` for a connection refused before sending, else the
 /// outcome's kind.
 #[inline]
-pub(crate) fn retry(kind: crate::classify::OutcomeKind, refused: bool) {
+pub(crate) fn retry(kind: crate::outcome::OutcomeKind, refused: bool) {
     #[cfg(feature = "metrics")]
     {
         let reason = if refused {

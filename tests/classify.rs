@@ -13,9 +13,9 @@ use http_body_util::BodyExt;
 use tower::retry::RetryLayer;
 use tower::retry::budget::TpsBudget;
 use tower::{Layer, ServiceBuilder, ServiceExt};
-use tower_api_auth::classify::{
-    Classifier, ClassifyLayer, Outcome, OutcomeKind, RetryPolicy, StatusClassifier,
-    error_for_outcome,
+use tower_api_auth::ClassifyLayer;
+use tower_api_auth::outcome::{
+    Classifier, Outcome, OutcomeKind, RetryPolicy, StatusClassifier, error_for_outcome,
 };
 use tower_api_auth::providers::{akool, erathos};
 

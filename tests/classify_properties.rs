@@ -5,7 +5,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
 use tower::{Layer, ServiceExt};
-use tower_api_auth::classify::{ClassifyLayer, Outcome};
+use tower_api_auth::ClassifyLayer;
+use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::akool;
 
 fn content_type() -> impl Strategy<Value = Option<String>> {

@@ -36,9 +36,9 @@ use tower::retry::RetryLayer;
 use tower::timeout::TimeoutLayer;
 use tower::util::{BoxCloneService, BoxCloneSyncService};
 use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind, RetryPolicy};
+use tower_api_auth::outcome::{Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::providers::akool;
-use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer, TokenCredential};
+use tower_api_auth::{ClassifyLayer, ServiceBuilderAuthExt, TokenAuthLayer, TokenCredential};
 use tower_http::follow_redirect::FollowRedirectLayer;
 use tower_http::trace::TraceLayer;
 
@@ -88,7 +88,7 @@ fn rows() -> Vec<Row> {
             },
         },
         Row {
-            name: "ServiceBuilderExt .classify().token_auth() (examples/akool.rs)",
+            name: "ServiceBuilderAuthExt .classify().token_auth() (examples/akool.rs)",
             build: |http, base| {
                 let tokens = tokens(http.clone(), base);
                 let stack = ServiceBuilder::new()
@@ -1033,7 +1033,7 @@ async fn a_timeout_outside_bounds_the_wait_for_a_token_only_through_a_buffer() {
     // A token endpoint that never answers; the credential gives up after 2 s.
     let stalled = || {
         TokenCredential::builder(|| {
-            std::future::pending::<Result<tower_api_auth::token::Token, Infallible>>()
+            std::future::pending::<Result<tower_api_auth::Token, Infallible>>()
         })
         .any_origin()
         .fetch_timeout(Duration::from_secs(2))
@@ -1055,7 +1055,7 @@ async fn a_timeout_outside_bounds_the_wait_for_a_token_only_through_a_buffer() {
         .service(api);
     let started = tokio::time::Instant::now();
     let err = direct.oneshot(request()).await.unwrap_err();
-    let err = err.downcast::<tower_api_auth::token::TokenError>().unwrap();
+    let err = err.downcast::<tower_api_auth::TokenError>().unwrap();
     assert_eq!(err.kind(), tower_api_auth::token::TokenErrorKind::Timeout);
     assert_eq!(
         started.elapsed(),

@@ -1,5 +1,5 @@
 //! The layers among the rest of the tower ecosystem, each used for real on loopback:
-//! hyper-util over HTTP/1 and HTTP/2, `ServiceBuilderExt`, `tower::buffer::Buffer` across tasks,
+//! hyper-util over HTTP/1 and HTTP/2, `ServiceBuilderAuthExt`, `tower::buffer::Buffer` across tasks,
 //! tower-http's trace and sensitive-header layers on both sides. (tonic: `tests/tonic.rs`;
 //! `tower::retry::Retry` with the crate's policy: `tests/classify.rs`; axum `route_layer` and
 //! the `Principal` extractor: `tests/server.rs`.)
@@ -13,11 +13,13 @@ use http::header::AUTHORIZATION;
 use support::{CapturedLogs, HttpClient, Served, client, client_h2, get, json, post_json};
 use tower::buffer::Buffer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_api_auth::classify::{Classify, Outcome};
 use tower_api_auth::mock::{MockProviders, MockServer, Provider};
+use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::{akkio, akool, polyteia};
-use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, ValidateCredential};
-use tower_api_auth::{Auth, Placement, ServiceBuilderExt, TokenAuth};
+use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
+use tower_api_auth::{
+    Auth, Classify, Placement, ServiceBuilderAuthExt, TokenAuth, ValidateCredential,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use tracing::Level;
@@ -28,9 +30,9 @@ fn services_and_futures_are_send_sync_and_static() {
     fn service<T: Clone + Send + Sync + 'static>() {}
     fn future<T: Send + 'static>() {}
     type Request = http::Request<support::Body>;
-    type AkoolClassifier = tower_api_auth::classify::Then<
-        tower_api_auth::classify::StatusClassifier,
-        tower_api_auth::classify::EnvelopeClassifier,
+    type AkoolClassifier = tower_api_auth::outcome::Then<
+        tower_api_auth::outcome::StatusClassifier,
+        tower_api_auth::outcome::EnvelopeClassifier,
     >;
     type Static = Auth<HttpClient>;
     type Tokens = TokenAuth<HttpClient>;

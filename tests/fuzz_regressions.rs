@@ -10,12 +10,10 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt};
-use tower_api_auth::Placement;
-use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind};
+use tower_api_auth::outcome::{Outcome, OutcomeKind};
 use tower_api_auth::providers::akool;
-use tower_api_auth::server::{
-    KeyRecord, MemoryKeyStore, Principal, RejectionResponse, ValidateCredentialLayer,
-};
+use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, RejectionResponse};
+use tower_api_auth::{ClassifyLayer, Placement, ValidateCredentialLayer};
 
 /// Bearer, Api-Key and `x-api-key` accepted, as in the `server_credential` target.
 async fn validate(headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {

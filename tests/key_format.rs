@@ -12,11 +12,10 @@ use futures::FutureExt;
 use http::{Request, Response, StatusCode};
 use rand::Rng;
 use tower::{BoxError, Layer, Service};
-use tower_api_auth::Placement;
 use tower_api_auth::server::{
     KeyDigest, KeyFormat, KeyFormatError, KeyRecord, KeyStore, MemoryKeyStore, Principal,
-    ValidateCredentialLayer,
 };
+use tower_api_auth::{Placement, ValidateCredentialLayer};
 
 use support::{Served, client, get};
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower::retry::RetryLayer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::metrics as names;
 use tower_api_auth::mock::{MockServer, Provider};
+use tower_api_auth::outcome::{Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::providers::{akkio, akool};
-use tower_api_auth::{AuthLayer, TokenAuthLayer};
+use tower_api_auth::{AuthLayer, ClassifyLayer, TokenAuthLayer};
 
 use support::{CannedServer, client, get, post_json};
 
@@ -201,7 +201,7 @@ async fn a_scripted_scenario_records_exactly_its_series_and_no_secret() {
 async fn a_token_served_past_its_expiry_is_counted() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tower_api_auth::token::{Token, TokenCredential};
+    use tower_api_auth::{Token, TokenCredential};
 
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();

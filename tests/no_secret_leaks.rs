@@ -135,14 +135,15 @@ async fn tracing_at_trace_level_never_shows_a_secret() {
 async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
     use http::header::AUTHORIZATION;
     use tower::Layer;
-    use tower_api_auth::classify::{ClassifyLayer, error_for_outcome};
     use tower_api_auth::mock::MockProviders;
     use tower_api_auth::mock::TokenFault;
-    use tower_api_auth::server::{
-        KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
+    use tower_api_auth::outcome::error_for_outcome;
+    use tower_api_auth::server::{KeyDigest, KeyRecord, MemoryKeyStore, Principal};
+    use tower_api_auth::token::TokenErrorKind;
+    use tower_api_auth::{
+        ClassifyLayer, ServiceBuilderAuthExt, Token, TokenAuthLayer, TokenCredential,
+        ValidateCredentialLayer,
     };
-    use tower_api_auth::token::{Token, TokenCredential, TokenErrorKind};
-    use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer};
 
     let logs = CapturedLogs::default();
     let _guard = logs.install();

@@ -7,8 +7,8 @@ use futures::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use proptest::prelude::*;
 use tower::{Layer, Service, ServiceExt};
-use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer};
-use tower_api_auth::{AuthLayer, Credential, CredentialError, Placement};
+use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
+use tower_api_auth::{AuthLayer, Credential, CredentialError, Placement, ValidateCredentialLayer};
 
 /// Visible ASCII: the alphabet of API keys and tokens.
 fn secret() -> impl Strategy<Value = String> {

@@ -13,12 +13,10 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, StatusCode};
 use support::{Body, CapturedLogs, Served, client, client_h2, get, json};
 use tower::{Layer, ServiceExt};
-use tower_api_auth::Placement;
-use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind};
+use tower_api_auth::outcome::{Outcome, OutcomeKind};
 use tower_api_auth::providers::akool;
-use tower_api_auth::server::{
-    KeyDigest, KeyRecord, MemoryKeyStore, Principal, RejectionResponse, ValidateCredentialLayer,
-};
+use tower_api_auth::server::{KeyDigest, KeyRecord, MemoryKeyStore, Principal};
+use tower_api_auth::{ClassifyLayer, Placement, ValidateCredentialLayer};
 
 const T0: u64 = 1_900_000_000;
 
@@ -384,7 +382,7 @@ async fn akool_mode_answers_the_documented_codes_and_the_client_reads_them_back(
     let auth = ValidateCredentialLayer::new(Placement::header("x-api-key").unwrap(), keys)
         .accept(Placement::bearer())
         .require_scopes(["faceswap"])
-        .reject_with(RejectionResponse::akool());
+        .reject_with(akool::rejection_response());
     let router = Router::new().route(
         "/api/open/v3/faceswap/quota/info",
         routing::get(|| async { axum::Json(serde_json::json!({ "code": 1000, "msg": "OK" })) })

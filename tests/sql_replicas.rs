@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use http::StatusCode;
+use tower_api_auth::server::KeyFormat;
 use tower_api_auth::server::sql::{KeyDatabase, NewKey, OutagePolicy, SqlKeyStore};
-use tower_api_auth::server::{KeyFormat, ValidateCredentialLayer};
-use tower_api_auth::{Placement, Secret};
+use tower_api_auth::{Placement, Secret, ValidateCredentialLayer};
 
 use support::{Served, client_h2, get as request};
 

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tower::BoxError;
-use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind, Unrecoverable};
+use tower_api_auth::token::{TokenErrorKind, Unrecoverable};
+use tower_api_auth::{Token, TokenCredential, TokenError};
 
 const TABLE: &str = include_str!("data/refresh_conformance.txt");
 const LIFETIME: u64 = 15 * 60;
@@ -284,7 +285,7 @@ type Api = tower::util::BoxCloneSyncService<
 fn stack(stack: Stack, tokens: &TokenCredential) -> Api {
     use http_body_util::BodyExt;
     use tower::{Layer, ServiceBuilder, ServiceExt};
-    use tower_api_auth::ServiceBuilderExt;
+    use tower_api_auth::ServiceBuilderAuthExt;
     use tower_api_auth::providers::polyteia;
     fn boxed<B>(
         response: http::Response<B>,

@@ -28,10 +28,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_api_auth::body::ResponseBody;
-use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::mock::{MockServer, Provider, TokenFault};
 use tower_api_auth::providers::{akool, polyteia};
-use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind};
+use tower_api_auth::token::TokenErrorKind;
+use tower_api_auth::{Token, TokenAuthLayer, TokenCredential, TokenError};
 
 use support::{HttpClient, client, client_h2, get, json, post_json};
 

@@ -11,10 +11,9 @@ use http::StatusCode;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, ServiceExt};
-use tower_api_auth::client::TokenAuthLayer;
 use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::polyteia;
-use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth::{Token, TokenAuthLayer, TokenCredential};
 
 use support::{client, json, post_json};
 
@@ -254,7 +253,8 @@ mod akool_body_codes {
     //! the token layer turns that into the verdict the token layer acts on.
 
     use tower::ServiceBuilder;
-    use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind};
+    use tower_api_auth::ClassifyLayer;
+    use tower_api_auth::outcome::{Outcome, OutcomeKind};
     use tower_api_auth::providers::akool;
 
     use super::support::{CannedServer, get, json};

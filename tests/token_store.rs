@@ -9,9 +9,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use tower_api_auth::TokenCredential;
 use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akool;
-use tower_api_auth::token::{StoreErrorKind, TokenCredential, TokenStore};
+use tower_api_auth::token::store::{StoreErrorKind, TokenStore};
 
 use support::{CapturedLogs, client};
 

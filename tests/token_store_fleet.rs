@@ -376,7 +376,7 @@ async fn worker() {
     use tower::{Service, ServiceExt};
     use tower_api_auth::TokenAuthLayer;
     use tower_api_auth::providers::akool;
-    use tower_api_auth::token::TokenStore;
+    use tower_api_auth::token::store::TokenStore;
 
     let env = |name: &str| std::env::var(name).unwrap();
     let base_url = env("FLEET_BASE_URL");

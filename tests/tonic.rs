@@ -11,10 +11,11 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
-use tower_api_auth::server::{
-    KeyRecord, MemoryKeyStore, Principal, RejectionResponse, ValidateCredentialLayer,
+use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, RejectionResponse};
+use tower_api_auth::{
+    AuthLayer, Credential, Placement, Token, TokenAuthLayer, TokenCredential,
+    ValidateCredentialLayer,
 };
-use tower_api_auth::{AuthLayer, Credential, Placement, Token, TokenAuthLayer, TokenCredential};
 
 /// A tonic server with the standard health service, accepting Bearer keys from `keys`.
 async fn grpc_server(keys: MemoryKeyStore) -> String {

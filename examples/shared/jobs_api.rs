@@ -4,10 +4,8 @@
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tower_api_auth::Placement;
-use tower_api_auth::server::{
-    KeyRecord, KeyStore, MemoryKeyStore, Principal, ValidateCredentialLayer,
-};
+use tower_api_auth::server::{KeyRecord, KeyStore, MemoryKeyStore, Principal};
+use tower_api_auth::{Placement, ValidateCredentialLayer};
 
 /// Keys for two service accounts: one that reads jobs, one that also writes them.
 pub fn demo_keys() -> MemoryKeyStore {

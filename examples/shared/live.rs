@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, Service, ServiceExt};
-use tower_api_auth::classify::Outcome;
+use tower_api_auth::outcome::Outcome;
 
 /// HTTPS for the real APIs (rustls, with the Mozilla roots), plain HTTP for loopback.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;

@@ -22,10 +22,10 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, StreamBody};
 use libfuzzer_sys::fuzz_target;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_api_auth::ClassifyLayer;
 use tower_api_auth::body::ResponseBody;
-use tower_api_auth::classify::{
-    Classifier, ClassifyLayer, DEFAULT_BODY_LIMIT, Outcome, OutcomeKind, StatusClassifier,
-    error_for_outcome,
+use tower_api_auth::outcome::{
+    Classifier, DEFAULT_BODY_LIMIT, Outcome, OutcomeKind, StatusClassifier, error_for_outcome,
 };
 use tower_api_auth::providers::akool;
 

@@ -21,11 +21,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either};
 use libfuzzer_sys::fuzz_target;
 use tower::{BoxError, Layer, ServiceExt};
-use tower_api_auth::Placement;
+use tower_api_auth::providers::akool;
 use tower_api_auth::server::{
     KeyDigest, KeyRecord, KeyStore, MAX_CREDENTIAL_LEN, MemoryKeyStore, Principal, Rejection,
-    RejectionResponse, ValidateCredentialLayer,
+    RejectionResponse,
 };
+use tower_api_auth::{Placement, ValidateCredentialLayer};
 
 /// The fixed time of the layer's clock, in seconds since the epoch.
 const NOW: u64 = 1_900_000_000;
@@ -124,7 +125,7 @@ fn layers() -> &'static [(Style, ValidateCredentialLayer<Store>); 3] {
             };
             let respond = match style {
                 Style::Json => RejectionResponse::json(),
-                Style::Akool => RejectionResponse::akool(),
+                Style::Akool => akool::rejection_response(),
                 Style::Grpc => RejectionResponse::grpc(),
             };
             let layer = ValidateCredentialLayer::new(Placement::bearer(), store)
@@ -347,7 +348,12 @@ fn check_refusal(
         Style::Akool => {
             assert_eq!(head.status, StatusCode::OK, "{}", context());
             let json: serde_json::Value = serde_json::from_slice(body).expect("a JSON body");
-            assert_eq!(json["code"], rejection.akool_code(), "{}", context());
+            assert_eq!(
+                json["code"],
+                akool::refusal_code(rejection),
+                "{}",
+                context()
+            );
         }
         Style::Grpc => {
             assert_eq!(head.status, StatusCode::OK, "{}", context());

@@ -1,6 +1,6 @@
 //! Bodies, for the layers that must look at one or send one twice.
 //!
-//! - Responses: [`ResponseBody`] is what [`ClassifyLayer`](crate::classify::ClassifyLayer) and
+//! - Responses: [`ResponseBody`] is what [`ClassifyLayer`](crate::ClassifyLayer) and
 //!   [`TokenAuthLayer`](crate::TokenAuthLayer) hand back. When a layer read the start of a JSON
 //!   body to judge it (Akool's `{"code":1101}`), the caller still reads every byte and trailer
 //!   the server sent, in order; any other body streams through untouched.
@@ -18,7 +18,8 @@
 //! use http_body_util::{BodyExt, Full, StreamBody};
 //! use http_body::Frame;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::classify::{ClassifyLayer, Outcome};
+//! use tower_api_auth::ClassifyLayer;
+//! use tower_api_auth::outcome::Outcome;
 //! use tower_api_auth::providers::akool;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

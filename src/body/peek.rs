@@ -8,7 +8,7 @@ use http::response::Parts;
 use http_body::Body;
 
 use super::ResponseBody;
-use crate::classify::is_json;
+use crate::outcome::is_json;
 
 /// Whether a response body may be worth reading ahead to judge the response: JSON, and not
 /// announced as larger than `limit`. A body whose size is unknown (chunked) qualifies: it is

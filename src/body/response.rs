@@ -7,7 +7,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// Response body of [`Classify`](crate::classify::Classify) and
+    /// Response body of [`Classify`](crate::Classify) and
     /// [`TokenAuth`](crate::TokenAuth): the inner body untouched, or, when the layer read the
     /// start of it to judge the response, the bytes it read followed by the rest. Either way
     /// the caller reads exactly what the server sent, trailers included.

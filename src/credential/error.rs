@@ -31,7 +31,7 @@ pub enum CredentialError {
         /// Byte offset of the first such byte.
         at: usize,
     },
-    /// A token credential was given a [`TokenStore`](crate::token::TokenStore) but no identity
+    /// A token credential was given a [`TokenStore`](crate::token::store::TokenStore) but no identity
     /// to key its tokens by: call
     /// [`store_identity`](crate::token::TokenCredentialBuilder::store_identity).
     #[cfg(feature = "token-store")]
@@ -40,6 +40,12 @@ pub enum CredentialError {
     /// A token flow was given an empty client id.
     #[error("the client id is empty")]
     EmptyClientId,
+    /// A [`JsonTokenEndpoint`](crate::token::JsonTokenEndpoint) cannot be used as configured.
+    #[error("invalid token endpoint: {reason}")]
+    InvalidTokenEndpoint {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The header name is not a valid HTTP field name.
     #[error("invalid header name: it must be a non-empty RFC 9110 token")]
     InvalidHeaderName,
@@ -53,8 +59,8 @@ pub enum CredentialError {
         reason: &'static str,
     },
     /// The credential was given no origin to be sent to. Call
-    /// [`origin`](crate::credential::CredentialBuilder::origin), or
-    /// [`any_origin`](crate::credential::CredentialBuilder::any_origin) to send it everywhere.
+    /// [`origin`](crate::CredentialBuilder::origin), or
+    /// [`any_origin`](crate::CredentialBuilder::any_origin) to send it everywhere.
     #[error(
         "the credential has no origin: call `.origin(..)`, or `.any_origin()` to send it to every host"
     )]

@@ -1,30 +1,4 @@
 //! Credentials: a secret, where it goes in a request, and which origins may receive it.
-//!
-//! ```
-//! use tower_api_auth::{Credential, Placement};
-//!
-//! // `Authorization: Bearer <token>`, sent to one API only.
-//! let bearer = Credential::bearer("token-123")
-//!     .origin("https://api.example.com")
-//!     .build()?;
-//!
-//! // `X-API-Key: <key>`, sent wherever the client goes: this must be asked for.
-//! let anywhere = Credential::header("X-API-Key", "key-456").any_origin().build()?;
-//!
-//! // `Authorization: Api-Key <key>`.
-//! let api_key = Credential::builder(Placement::api_key(), "key-789")
-//!     .origin("https://api.erathos.com")
-//!     .build()?;
-//!
-//! // Bad input is a typed error at construction, never a panic, never an echo of the secret.
-//! let err = Credential::bearer("token\r\nX-Injected: 1").any_origin().build().unwrap_err();
-//! assert_eq!(err.to_string(), "the secret contains a control character at byte 5");
-//!
-//! // The secret can be rotated at run time; every clone (and every service built from one)
-//! // sends the new value from its next request on.
-//! bearer.rotate("token-124")?;
-//! # Ok::<(), tower_api_auth::CredentialError>(())
-//! ```
 
 mod error;
 mod placement;
@@ -56,7 +30,33 @@ use crate::Secret;
 /// formats nothing.
 ///
 /// Cloning is cheap, and clones share the secret: [`rotate`](Credential::rotate) on any clone
-/// is seen by all of them. See the [module docs](self) for an example.
+/// is seen by all of them.
+///
+/// ```
+/// use tower_api_auth::{Credential, Placement};
+///
+/// // `Authorization: Bearer <token>`, sent to one API only.
+/// let bearer = Credential::bearer("token-123")
+///     .origin("https://api.example.com")
+///     .build()?;
+///
+/// // `X-API-Key: <key>`, sent wherever the client goes: this must be asked for.
+/// let anywhere = Credential::header("X-API-Key", "key-456").any_origin().build()?;
+///
+/// // `Authorization: Api-Key <key>`.
+/// let api_key = Credential::builder(Placement::api_key(), "key-789")
+///     .origin("https://api.erathos.com")
+///     .build()?;
+///
+/// // Bad input is a typed error at construction, never a panic, never an echo of the secret.
+/// let err = Credential::bearer("token\r\nX-Injected: 1").any_origin().build().unwrap_err();
+/// assert_eq!(err.to_string(), "the secret contains a control character at byte 5");
+///
+/// // The secret can be rotated at run time; every clone (and every service built from one)
+/// // sends the new value from its next request on.
+/// bearer.rotate("token-124")?;
+/// # Ok::<(), tower_api_auth::CredentialError>(())
+/// ```
 #[derive(Clone)]
 pub struct Credential {
     shared: Arc<Shared>,

@@ -19,8 +19,9 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::{Provider, RecordedRequest, State, TokenFault};
-use crate::Placement;
-use crate::server::{Rejection, RejectionResponse, Requirement, ValidateCredentialLayer};
+use crate::providers::akool;
+use crate::server::{Rejection, RejectionResponse, Requirement};
+use crate::{Placement, ValidateCredentialLayer};
 
 type Shared = Arc<State>;
 
@@ -109,7 +110,10 @@ fn validation(
             .reject_with(RejectionResponse::custom(|rejection| {
                 let (code, msg) = match rejection {
                     Rejection::Revoked => (1200, "The account has been banned"),
-                    _ => (rejection.akool_code(), "Invalid or missing authorization"),
+                    _ => (
+                        akool::refusal_code(rejection),
+                        "Invalid or missing authorization",
+                    ),
                 };
                 let mut response = refusal(rejection, "msg", msg);
                 *response.status_mut() = http::StatusCode::OK;

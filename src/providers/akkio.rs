@@ -34,7 +34,7 @@ pub fn api_key(key: impl Into<Secret>) -> CredentialBuilder {
 }
 
 /// Classifies Akkio's responses by status (401 rejected key, 403 forbidden, 429, 5xx), reading
-/// the `detail`/`error` message of a failure; see [`crate::classify`].
-pub fn classifier() -> crate::classify::StatusClassifier {
-    crate::classify::StatusClassifier::new().provider("akkio")
+/// the `detail`/`error` message of a failure; see [`crate::outcome`].
+pub fn classifier() -> crate::outcome::StatusClassifier {
+    crate::outcome::StatusClassifier::new().provider("akkio")
 }

@@ -15,21 +15,14 @@
 //! # Ok::<(), tower_api_auth::CredentialError>(())
 //! ```
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
-use futures::future::BoxFuture;
+use http::HeaderName;
 use http::header::AUTHORIZATION;
-use http::{HeaderName, Request, Response, Uri};
-use http_body::Body;
-use http_body_util::Full;
-use tower::{BoxError, Service};
 
-use crate::classify::{Classifier, EnvelopeClassifier, OutcomeKind, StatusClassifier, Then};
-use crate::token::http::post_json;
-use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource, Unrecoverable};
-use crate::{Credential, CredentialBuilder, CredentialError, Secret};
+use crate::outcome::{Classifier, EnvelopeClassifier, OutcomeKind, StatusClassifier, Then};
+#[cfg(feature = "server")]
+use crate::server::{Rejection, RejectionResponse};
+use crate::token::{HttpClient, JsonTokenEndpoint, TokenCredentialBuilder};
+use crate::{Credential, CredentialBuilder, CredentialError, Secret, TokenCredential};
 
 /// Akool's OpenAPI origin (routes live under `/api/open/v3/` and `/api/open/v4/`).
 pub const BASE_URL: &str = "https://openapi.akool.com";
@@ -90,191 +83,56 @@ impl ClientCredentials {
     /// The token goes in `Authorization: Bearer`, and `x-api-key` is removed so that the two
     /// never travel together. A token is taken as rejected on a `401` or on code 1101 in the
     /// body ([`classifier`]), so [`TokenAuthLayer`](crate::TokenAuthLayer) alone refetches and
-    /// replays. An empty client id or an invalid secret fails at `build`.
-    pub fn token_builder<S, B>(self, http: S) -> TokenCredentialBuilder
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let origin = self.base_url.clone();
+    /// replays. getToken refusing the client (code 1101 or 1102) is
+    /// [`Unrecoverable`](crate::token::Unrecoverable); every refusal is an
+    /// [`EndpointError`](crate::token::EndpointError) with Akool's code. An empty client id or
+    /// an invalid secret fails at `build`.
+    pub fn token_builder(self, http: impl HttpClient) -> TokenCredentialBuilder {
         let token_url = format!(
             "{}/api/open/v3/getToken",
             self.base_url.trim_end_matches('/')
         );
-        // A token store keys tokens by the client id and secret and the token endpoint.
-        #[cfg(feature = "token-store")]
-        let identity = (
-            self.client_id.clone(),
-            token_url.clone(),
-            self.client_secret.clone(),
-        );
-        let source_body = Arc::new(GetTokenBody {
-            client_id: self.client_id,
-            client_secret: self.client_secret,
-        });
-        let source = GetToken {
-            token_url,
-            body: Arc::clone(&source_body),
-            http,
-        };
-        let builder = TokenCredential::builder(source)
+        let empty_id = self.client_id.trim().is_empty();
+        let builder = JsonTokenEndpoint::new(token_url, self.client_secret)
+            .body(serde_json::json!({ "clientId": self.client_id }))
+            .secret_at("/clientSecret")
+            .token_at("/token")
+            .expiry_from_jwt()
+            .envelope("/code", SUCCESS)
+            .refused_codes([INVALID_CREDENTIALS, MISSING_CREDENTIALS])
+            .message_at(["/msg"])
+            .identity("akool", self.client_id)
+            .token_builder(http)
             .strip_header(HeaderName::from_static("x-api-key"))
-            .origin(origin)
+            .origin(self.base_url)
             .classifier(classifier());
-        #[cfg(feature = "token-store")]
-        let builder = builder.preset_identity("akool", &identity.0, &identity.1, &identity.2);
-        match check_client(&source_body) {
-            Ok(()) => builder,
-            Err(err) => builder.fail(err),
+        match empty_id {
+            true => builder.fail(CredentialError::EmptyClientId),
+            false => builder,
         }
     }
 
     /// Builds the token credential with the default tuning; nothing is fetched yet.
-    pub fn build<S, B>(self, http: S) -> Result<TokenCredential, CredentialError>
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub fn build(self, http: impl HttpClient) -> Result<TokenCredential, CredentialError> {
         self.token_builder(http).build()
     }
-}
-
-/// The getToken call, as a [`TokenSource`].
-struct GetToken<S> {
-    token_url: String,
-    body: Arc<GetTokenBody>,
-    http: S,
-}
-
-struct GetTokenBody {
-    client_id: String,
-    client_secret: Secret,
-}
-
-/// Refuses, before anything is sent, a client id or secret that Akool could never accept.
-fn check_client(body: &GetTokenBody) -> Result<(), CredentialError> {
-    if body.client_id.trim().is_empty() {
-        return Err(CredentialError::EmptyClientId);
-    }
-    crate::credential::check_secret(body.client_secret.expose().as_bytes())
-}
-
-impl serde::Serialize for GetTokenBody {
-    fn serialize<Se: serde::Serializer>(&self, serializer: Se) -> Result<Se::Ok, Se::Error> {
-        use serde::ser::SerializeStruct;
-        let mut body = serializer.serialize_struct("GetTokenBody", 2)?;
-        body.serialize_field("clientId", &self.client_id)?;
-        body.serialize_field("clientSecret", self.client_secret.expose())?;
-        body.end()
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct GetTokenAnswer {
-    code: i64,
-    #[serde(default)]
-    msg: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-}
-
-/// Akool refused to issue a token: its body code and message (with the client secret blanked
-/// out, should Akool quote it), or the HTTP status and its reason phrase when the answer was not
-/// an Akool envelope (the body is not quoted).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Akool getToken answered code {code}{}", .msg.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-#[non_exhaustive]
-pub struct GetTokenError {
-    /// Akool's body code (`1101`: invalid credentials, ...), or the HTTP status when the answer
-    /// was not an Akool envelope.
-    pub code: i64,
-    /// Akool's message, if any.
-    pub msg: Option<String>,
-}
-
-impl<S, B> TokenSource for GetToken<S>
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    fn fetch(&self) -> BoxFuture<'static, Result<Token, BoxError>> {
-        let http = self.http.clone();
-        let url = self.token_url.clone();
-        let body = Arc::clone(&self.body);
-        Box::pin(async move {
-            let uri: Uri = url.parse()?;
-            let (status, answer) = post_json(http, uri, serde_json::to_vec(&*body)?).await?;
-            let answer: GetTokenAnswer = serde_json::from_slice(&answer).map_err(|err| {
-                if status.is_success() {
-                    BoxError::from(format!("getToken answer is not Akool JSON: {err}"))
-                } else {
-                    BoxError::from(GetTokenError {
-                        code: i64::from(status.as_u16()),
-                        msg: status.canonical_reason().map(str::to_owned),
-                    })
-                }
-            })?;
-            if answer.code != SUCCESS {
-                let err = GetTokenError {
-                    code: answer.code,
-                    // An endpoint that echoes the request must not put the secret in an error.
-                    msg: answer.msg.map(|msg| body.client_secret.redact_from(msg)),
-                };
-                // Refused credentials stay refused however often they are sent.
-                return Err(match err.code {
-                    INVALID_CREDENTIALS | MISSING_CREDENTIALS => Unrecoverable::new(err).into(),
-                    _ => err.into(),
-                });
-            }
-            let token = answer
-                .token
-                .filter(|token| !token.is_empty())
-                .ok_or("getToken answered code 1000 without a token")?;
-            let expiry = jwt_expiry(&token);
-            let token = Token::new(token);
-            Ok(match expiry {
-                Some(exp) => token.expires_at(exp),
-                None => token,
-            })
-        })
-    }
-}
-
-/// The `exp` claim of a JWT, read without verifying anything: it only schedules a refresh.
-/// `None` when the token is not a JWT or has no usable `exp`.
-fn jwt_expiry(token: &str) -> Option<SystemTime> {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    #[derive(serde::Deserialize)]
-    struct Claims {
-        exp: Option<u64>,
-    }
-    let payload = token.split('.').nth(1)?;
-    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp?))
 }
 
 /// Akool's success code.
 pub const SUCCESS: i64 = 1000;
 
-/// Akool's "invalid authorization": from getToken, the client id or secret is wrong.
+/// Akool's "invalid authorization": from getToken, the client id or secret is wrong; from the
+/// API, the token expired or is not valid.
 const INVALID_CREDENTIALS: i64 = 1101;
 
 /// Akool's "authorization cannot be empty".
 const MISSING_CREDENTIALS: i64 = 1102;
+
+/// Akool's "you do not have permission".
+const FORBIDDEN: i64 = 1009;
+
+/// Akool's "service busy".
+const BUSY: i64 = 1108;
 
 /// Classifies Akool's responses: by status first, then by the body's `{"code", "msg"}`
 /// envelope, since Akool reports failures in the body of an HTTP 200.
@@ -294,43 +152,55 @@ pub fn classifier() -> Then<StatusClassifier, EnvelopeClassifier> {
         EnvelopeClassifier::new("code", SUCCESS)
             .message_field("msg")
             .provider("akool")
-            .code(1101, OutcomeKind::CredentialRejected)
-            .code(1102, OutcomeKind::CredentialMissing)
-            .code(1009, OutcomeKind::Forbidden)
+            .code(INVALID_CREDENTIALS, OutcomeKind::CredentialRejected)
+            .code(MISSING_CREDENTIALS, OutcomeKind::CredentialMissing)
+            .code(FORBIDDEN, OutcomeKind::Forbidden)
             .code(1200, OutcomeKind::Banned)
             .code(1005, OutcomeKind::RateLimited)
-            .code(1108, OutcomeKind::Transient),
+            .code(BUSY, OutcomeKind::Transient),
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jwt_expiry_is_read_when_present_and_ignored_otherwise() {
-        use base64::Engine;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jwt = |claims: &str| {
-            format!(
-                "{}.{}.sig",
-                URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-                URL_SAFE_NO_PAD.encode(claims)
-            )
-        };
-        assert_eq!(
-            jwt_expiry(&jwt(r#"{"iat":1,"exp":2000000000}"#)),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
-        );
-        for token in [
-            jwt(r#"{"iat":1}"#),
-            jwt(r#"{"exp":"soon"}"#),
-            jwt("not json"),
-            "opaque-token".to_owned(),
-            "a.!!!.c".to_owned(),
-            String::new(),
-        ] {
-            assert_eq!(jwt_expiry(&token), None, "{token}");
-        }
+/// Akool's code for a refusal of the server side, as Akool's API answers: 1102 missing, 1101
+/// malformed, unknown, expired or revoked alike (a key-guesser must not learn which keys were
+/// ever issued), 1009 forbidden, 1108 key store unavailable.
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub fn refusal_code(rejection: Rejection) -> i64 {
+    match rejection {
+        Rejection::Missing => MISSING_CREDENTIALS,
+        Rejection::Forbidden => FORBIDDEN,
+        Rejection::Unavailable => BUSY,
+        _ => INVALID_CREDENTIALS,
     }
+}
+
+/// Refusals answered as Akool answers them, for a
+/// [`ValidateCredentialLayer`](crate::ValidateCredentialLayer) fronting an Akool-compatible
+/// service: HTTP 200 and `{"code": <refusal_code>, "msg": <Akool's wording>}`.
+///
+/// ```
+/// use tower_api_auth::providers::akool;
+/// use tower_api_auth::server::MemoryKeyStore;
+/// use tower_api_auth::{Placement, ValidateCredentialLayer};
+///
+/// let layer = ValidateCredentialLayer::new(Placement::header("x-api-key")?, MemoryKeyStore::new())
+///     .reject_with(akool::rejection_response());
+/// # let _ = layer;
+/// # Ok::<(), tower_api_auth::CredentialError>(())
+/// ```
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub fn rejection_response() -> RejectionResponse {
+    RejectionResponse::json_with(|rejection| {
+        let code = refusal_code(rejection);
+        let msg = match code {
+            MISSING_CREDENTIALS => "Authorization cannot be empty",
+            INVALID_CREDENTIALS => "Invalid authorization or The request token has expired",
+            FORBIDDEN => "You do not have permission to perform this action",
+            _ => "Service busy, please try again later",
+        };
+        let body = serde_json::json!({ "code": code, "msg": msg });
+        (http::StatusCode::OK, body)
+    })
 }

@@ -15,20 +15,10 @@
 //! # Ok::<(), tower_api_auth::CredentialError>(())
 //! ```
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, Uri};
-use http_body::Body;
-use http_body_util::Full;
-use tower::{BoxError, Service};
 
-use crate::token::http::post_json;
-use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenSource, Unrecoverable};
-use crate::{Credential, CredentialBuilder, CredentialError, Secret};
+use crate::token::{HttpClient, JsonTokenEndpoint, TokenCredentialBuilder};
+use crate::{Credential, CredentialBuilder, CredentialError, Secret, TokenCredential};
 
 /// Polyteia's API origin (the endpoint is `POST {BASE_URL}/api`).
 pub const BASE_URL: &str = "https://app.polyteia.com";
@@ -105,209 +95,36 @@ impl KeyExchange {
 
     /// A [`TokenCredentialBuilder`] exchanging through `http`, for tuning before
     /// [`build`](TokenCredentialBuilder::build). Requests also get
-    /// `Content-Type: application/json` when they have none, as with [`access_key`].
-    pub fn token_builder<S, B>(self, http: S) -> TokenCredentialBuilder
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    /// `Content-Type: application/json` when they have none, as with [`access_key`]. A refused
+    /// exchange is an [`EndpointError`](crate::token::EndpointError) with Polyteia's message;
+    /// a 401 or 403 is [`Unrecoverable`](crate::token::Unrecoverable).
+    pub fn token_builder(self, http: impl HttpClient) -> TokenCredentialBuilder {
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), self.path);
-        // A personal access key that could never be valid fails at `build`, not at the first
-        // request.
-        let checked = crate::credential::check_secret(self.key.expose().as_bytes());
-        // A token store keys tokens by the key, the organization and the exchange endpoint.
-        #[cfg(feature = "token-store")]
-        let identity = (
-            self.organization_id.clone().unwrap_or_default(),
-            url.clone(),
-            self.key.clone(),
-        );
-        let body = ExchangeBody {
-            json: ExchangeKey {
-                key: self.key,
-                organization_id: self.organization_id,
-            },
+        let organization = self.organization_id.unwrap_or_default();
+        let body = match organization.as_str() {
+            "" => serde_json::json!({}),
+            id => serde_json::json!({ "json": { "organizationId": id } }),
         };
-        let source = Exchange {
-            url,
-            body: Arc::new(body),
-            http,
-        };
-        let builder = TokenCredential::builder(source)
+        JsonTokenEndpoint::new(url, self.key)
+            .body(body)
+            .secret_at("/json/key")
+            .token_at("/json/token")
+            .expires_at("/json/expiresAt")
+            .identity("polyteia", organization)
+            .token_builder(http)
             .default_header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .origin(self.base_url)
-            .classifier(classifier());
-        #[cfg(feature = "token-store")]
-        let builder = builder.preset_identity("polyteia", &identity.0, &identity.1, &identity.2);
-        match checked {
-            Ok(()) => builder,
-            Err(err) => builder.fail(err),
-        }
+            .classifier(classifier())
     }
 
     /// Builds the token credential with the default tuning; nothing is fetched yet.
-    pub fn build<S, B>(self, http: S) -> Result<TokenCredential, CredentialError>
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub fn build(self, http: impl HttpClient) -> Result<TokenCredential, CredentialError> {
         self.token_builder(http).build()
     }
 }
 
-struct Exchange<S> {
-    url: String,
-    body: Arc<ExchangeBody>,
-    http: S,
-}
-
-#[derive(serde::Serialize)]
-struct ExchangeBody {
-    json: ExchangeKey,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExchangeKey {
-    #[serde(serialize_with = "expose")]
-    key: Secret,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    organization_id: Option<String>,
-}
-
-fn expose<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(secret.expose())
-}
-
-#[derive(serde::Deserialize)]
-struct ExchangeAnswer {
-    json: ExchangedToken,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ExchangedToken {
-    token: String,
-    #[serde(default)]
-    expires_at: Option<serde_json::Value>,
-}
-
-/// Polyteia refused the exchange: the HTTP status and its `error` message, never the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Polyteia key exchange answered HTTP {status}{}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-#[non_exhaustive]
-pub struct ExchangeError {
-    /// The HTTP status of the answer.
-    pub status: u16,
-    /// The `error` (or `message`) field of the answer, if any.
-    pub message: Option<String>,
-}
-
-impl<S, B> TokenSource for Exchange<S>
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    fn fetch(&self) -> BoxFuture<'static, Result<Token, BoxError>> {
-        let http = self.http.clone();
-        let url = self.url.clone();
-        let body = Arc::clone(&self.body);
-        Box::pin(async move {
-            let uri: Uri = url.parse()?;
-            let (status, answer) = post_json(http, uri, serde_json::to_vec(&*body)?).await?;
-            if !status.is_success() {
-                let message = serde_json::from_slice::<serde_json::Value>(&answer)
-                    .ok()
-                    .and_then(|v| {
-                        let field = v.get("error").or_else(|| v.get("message"))?;
-                        field.as_str().map(str::to_owned)
-                    })
-                    // An endpoint that echoes the request must not put the key in an error.
-                    .map(|message| body.json.key.redact_from(message));
-                let err = ExchangeError {
-                    status: status.as_u16(),
-                    message,
-                };
-                // A key that is refused (401) or not allowed to exchange (403) stays so.
-                return Err(match status.as_u16() {
-                    401 | 403 => Unrecoverable::new(err).into(),
-                    _ => err.into(),
-                });
-            }
-            let answer: ExchangeAnswer = serde_json::from_slice(&answer)
-                .map_err(|err| format!("key exchange answer is not the expected JSON: {err}"))?;
-            if answer.json.token.is_empty() {
-                return Err("key exchange answered without a token".into());
-            }
-            let expires_at = answer.json.expires_at.as_ref().and_then(expires_at);
-            let token = Token::new(answer.json.token);
-            Ok(match expires_at {
-                Some(at) => token.expires_at(at),
-                None => token,
-            })
-        })
-    }
-}
-
-/// `expiresAt` as RFC 3339 text, or as seconds or milliseconds since the epoch.
-fn expires_at(value: &serde_json::Value) -> Option<SystemTime> {
-    match value {
-        serde_json::Value::String(text) => humantime::parse_rfc3339_weak(text).ok(),
-        serde_json::Value::Number(n) => {
-            let n = n.as_u64()?;
-            // Seconds until the year 5138; beyond that, milliseconds.
-            let duration = if n < 100_000_000_000 {
-                Duration::from_secs(n)
-            } else {
-                Duration::from_millis(n)
-            };
-            SystemTime::UNIX_EPOCH.checked_add(duration)
-        }
-        _ => None,
-    }
-}
-
 /// Classifies Polyteia's responses by status (401 rejected key, 403 forbidden, 429, 5xx), reading
-/// the `detail`/`error` message of a failure; see [`crate::classify`].
-pub fn classifier() -> crate::classify::StatusClassifier {
-    crate::classify::StatusClassifier::new().provider("polyteia")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expires_at_reads_rfc3339_and_epoch_numbers() {
-        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-        let cases = [
-            (
-                serde_json::json!("2033-05-18T03:33:20Z"),
-                Some(at(2_000_000_000)),
-            ),
-            (serde_json::json!(2_000_000_000u64), Some(at(2_000_000_000))),
-            (
-                serde_json::json!(2_000_000_000_000u64),
-                Some(at(2_000_000_000)),
-            ),
-            (serde_json::json!("next tuesday"), None),
-            (serde_json::json!(-5), None),
-            (serde_json::json!(null), None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(expires_at(&value), expected, "{value}");
-        }
-    }
+/// the `detail`/`error` message of a failure; see [`crate::outcome`].
+pub fn classifier() -> crate::outcome::StatusClassifier {
+    crate::outcome::StatusClassifier::new().provider("polyteia")
 }

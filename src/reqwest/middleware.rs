@@ -13,10 +13,10 @@ use reqwest_middleware::{Middleware, Next};
 use tower::BoxError;
 use tower::retry::Policy;
 
-use crate::Credential;
 use crate::body::{Peek, worth_peeking};
-use crate::classify::{Classifier, Outcome, RetryPolicy, StatusClassifier};
-use crate::token::{Acquire, Current, Rejection, TokenCredential, TokenError};
+use crate::outcome::{Classifier, Outcome, RetryPolicy, StatusClassifier};
+use crate::token::{Acquire, Current, Rejection};
+use crate::{Credential, TokenCredential, TokenError};
 
 type Result<T> = reqwest_middleware::Result<T>;
 
@@ -269,7 +269,7 @@ impl Middleware for TokenAuthMiddleware {
 /// rejection is that middleware's to replay, never retried here.
 ///
 /// ```
-/// use tower_api_auth::classify::RetryPolicy;
+/// use tower_api_auth::outcome::RetryPolicy;
 /// use tower_api_auth::providers::akool;
 /// use tower_api_auth::reqwest::RetryMiddleware;
 ///
@@ -309,7 +309,7 @@ impl RetryMiddleware {
         }
         let url = response.url().clone();
         let (mut head, body): (Parts, reqwest::Body) = http::Response::from(response).into_parts();
-        let limit = crate::classify::DEFAULT_BODY_LIMIT;
+        let limit = crate::outcome::DEFAULT_BODY_LIMIT;
         let (whole, body) =
             if self.classifier.wants_body(&head) && worth_peeking(&head, &body, limit) {
                 let peeked = Peek::new(body, limit)
@@ -322,7 +322,7 @@ impl RetryMiddleware {
         let mut outcome = self.classifier.classify(&head, whole.as_deref());
         if outcome.retry_after().is_none() {
             // A provider's classifier may judge by the body alone: the header still counts.
-            if let Some(delay) = crate::classify::retry_after(&head.headers, SystemTime::now()) {
+            if let Some(delay) = crate::outcome::retry_after(&head.headers, SystemTime::now()) {
                 outcome = outcome.with_retry_after(delay);
             }
         }

@@ -3,14 +3,14 @@
 //!
 //! [`ReqwestService`] makes a `reqwest::Client` a `tower::Service` of `http` requests, so
 //! [`AuthLayer`](crate::AuthLayer), [`TokenAuthLayer`](crate::TokenAuthLayer) and
-//! [`ClassifyLayer`](crate::classify::ClassifyLayer) wrap it as they wrap hyper-util's client,
+//! [`ClassifyLayer`](crate::ClassifyLayer) wrap it as they wrap hyper-util's client,
 //! and the token sources (Akool's getToken, Polyteia's key exchange) fetch through it:
 //!
 //! ```
 //! use http::Request;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_api_auth::TokenAuthLayer;
-//! use tower_api_auth::classify::Outcome;
+//! use tower_api_auth::outcome::Outcome;
 //! use tower_api_auth::mock::{MockServer, Provider};
 //! use tower_api_auth::providers::akool;
 //! use tower_api_auth::reqwest::ReqwestService;

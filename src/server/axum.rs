@@ -10,12 +10,12 @@ use http::request::Parts;
 
 use super::Principal;
 
-/// The principal [`ValidateCredentialLayer`](super::ValidateCredentialLayer) authenticated.
+/// The principal [`ValidateCredentialLayer`](crate::ValidateCredentialLayer) authenticated.
 ///
 /// ```
 /// use axum::{Router, routing::get};
-/// use tower_api_auth::Placement;
-/// use tower_api_auth::server::{MemoryKeyStore, Principal, ValidateCredentialLayer};
+/// use tower_api_auth::{Placement, ValidateCredentialLayer};
+/// use tower_api_auth::server::{MemoryKeyStore, Principal};
 ///
 /// async fn whoami(principal: Principal) -> String {
 ///     principal.id().to_owned()
@@ -59,7 +59,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
 }
 
 /// The request reached a handler that takes a [`Principal`] without passing
-/// [`ValidateCredentialLayer`](super::ValidateCredentialLayer): answered with 500.
+/// [`ValidateCredentialLayer`](crate::ValidateCredentialLayer): answered with 500.
 #[derive(Debug)]
 pub struct MissingPrincipal(());
 

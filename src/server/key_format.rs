@@ -22,7 +22,7 @@
 //! characters, as GitHub's tokens carry it. A secret scanner recognises the prefix and can
 //! confirm the checksum without asking anyone; a server refuses a mistyped or guessed key
 //! without hashing it or touching its store
-//! ([`ValidateCredentialLayer::key_format`](super::ValidateCredentialLayer::key_format)).
+//! ([`ValidateCredentialLayer::key_format`](crate::ValidateCredentialLayer::key_format)).
 
 use std::fmt;
 
@@ -48,7 +48,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// (178 bits); the checksum is the CRC32 of `<prefix>_<random>` in six base62 characters, as
 /// GitHub's tokens carry it. A secret scanner recognises the prefix and can confirm the
 /// checksum offline; a server refuses a mistyped or guessed key without hashing it or asking
-/// its store ([`ValidateCredentialLayer::key_format`](super::ValidateCredentialLayer::key_format)).
+/// its store ([`ValidateCredentialLayer::key_format`](crate::ValidateCredentialLayer::key_format)).
 ///
 /// ```
 /// use tower_api_auth::server::KeyFormat;

@@ -3,10 +3,8 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::Placement;
-//! use tower_api_auth::server::{
-//!     KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
-//! };
+//! use tower_api_auth::{Placement, ValidateCredentialLayer};
+//! use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -42,7 +40,7 @@
 //!
 //! # The pieces
 //!
-//! - [`ValidateCredentialLayer`] reads the credential from the accepted [`Placement`](crate::Placement)s, looks
+//! - [`ValidateCredentialLayer`](crate::ValidateCredentialLayer) reads the credential from the accepted [`Placement`](crate::Placement)s, looks
 //!   its [`KeyDigest`] up in a [`KeyStore`], checks expiry, revocation and any
 //!   [`Requirement`], and puts the [`Principal`] into the request's extensions. With the `axum`
 //!   feature, handlers take the `Principal` as an extractor.
@@ -78,7 +76,7 @@ mod axum;
 mod extract;
 #[cfg(feature = "key-format")]
 mod key_format;
-mod layer;
+pub(crate) mod layer;
 mod principal;
 mod reject;
 mod requirement;
@@ -94,7 +92,7 @@ pub use self::extract::MAX_CREDENTIAL_LEN;
 #[cfg(feature = "key-format")]
 #[cfg_attr(docsrs, doc(cfg(feature = "key-format")))]
 pub use self::key_format::{KeyFormat, KeyFormatError, RANDOM_LEN};
-pub use self::layer::{ResponseFuture, ValidateCredential, ValidateCredentialLayer};
+pub use self::layer::ResponseFuture;
 pub use self::principal::{KeyRecord, Principal};
 pub use self::reject::{Rejection, RejectionResponse};
 pub use self::requirement::Requirement;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The caller a credential authenticated: put into the request's extensions by
-/// [`ValidateCredential`](super::ValidateCredential) for the handler to read.
+/// [`ValidateCredential`](crate::ValidateCredential) for the handler to read.
 ///
 /// Cloning is cheap (a reference count).
 ///

@@ -8,7 +8,7 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-/// Why [`ValidateCredential`](super::ValidateCredential) refused a request.
+/// Why [`ValidateCredential`](crate::ValidateCredential) refused a request.
 ///
 /// `Display` gives the precise reason, for logs; the response tells the client less (an unknown
 /// and a revoked key look the same to it).
@@ -35,7 +35,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every rejection, in declaration order (`ALL[r as usize] == r`).
-    const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Missing,
         Self::Malformed,
         Self::Unknown,
@@ -77,18 +77,6 @@ impl Rejection {
             Self::Unavailable => "credentials cannot be checked right now, try again later",
         }
     }
-
-    /// The Akool body code (see [`RejectionResponse::akool`]).
-    pub fn akool_code(self) -> i64 {
-        match self {
-            Self::Missing => 1102,
-            // A revoked key gets the same code as one that never existed: a key-guesser must
-            // not learn which keys were ever issued.
-            Self::Malformed | Self::Unknown | Self::Expired | Self::Revoked => 1101,
-            Self::Forbidden => 1009,
-            Self::Unavailable => 1108,
-        }
-    }
 }
 
 impl fmt::Display for Rejection {
@@ -110,9 +98,9 @@ impl fmt::Display for Rejection {
 /// - [`json`](Self::json) (the default): the status of [`Rejection::status`], a body
 ///   `{"error": <error_code>, "message": <public_message>}`, and `WWW-Authenticate` on 401 when
 ///   an `Authorization` scheme is accepted.
-/// - [`akool`](Self::akool): HTTP 200 with Akool's envelope `{"code": <akool_code>, "msg": ..}`,
-///   so the layer can front an Akool-compatible service (1102 missing, 1101 invalid, expired or
-///   revoked alike, 1009 forbidden, 1108 store unavailable).
+/// - [`json_with`](Self::json_with): a status and a JSON body of your own per rejection, built
+///   once (a provider's envelope: [`akool::rejection_response`](crate::providers::akool::rejection_response)
+///   answers HTTP 200 with Akool's `{"code": 1101, "msg": ..}`).
 /// - [`grpc`](Self::grpc): a gRPC trailers-only answer (`grpc-status` 16 unauthenticated, 7
 ///   permission denied, 14 unavailable), for a tonic server.
 /// - [`custom`](Self::custom): any response built from the [`Rejection`].
@@ -121,8 +109,8 @@ pub struct RejectionResponse(Style);
 
 #[derive(Clone)]
 enum Style {
-    Json,
-    Akool,
+    /// A status and a JSON body per rejection, indexed by `Rejection as usize`.
+    Json(Bodies),
     Grpc,
     Custom(Arc<dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync>),
 }
@@ -130,12 +118,29 @@ enum Style {
 impl RejectionResponse {
     /// JSON with the rejection's status (the default).
     pub fn json() -> Self {
-        Self(Style::Json)
+        Self(Style::Json(Arc::clone(&JSON)))
     }
 
-    /// Akool's envelope in an HTTP 200.
-    pub fn akool() -> Self {
-        Self(Style::Akool)
+    /// A JSON body and a status of your own for each rejection, serialised here, once: refusing
+    /// a client that guesses keys costs no serialisation per request. `WWW-Authenticate` is
+    /// added to a 401 as with [`json`](Self::json).
+    ///
+    /// ```
+    /// use http::StatusCode;
+    /// use tower_api_auth::server::{Rejection, RejectionResponse};
+    ///
+    /// // Every refusal as HTTP 200 with an envelope, as some APIs answer.
+    /// let respond = RejectionResponse::json_with(|rejection: Rejection| {
+    ///     let code = if rejection == Rejection::Forbidden { 403 } else { 401 };
+    ///     (StatusCode::OK, serde_json::json!({ "code": code, "msg": rejection.public_message() }))
+    /// });
+    /// # let _ = respond;
+    /// ```
+    pub fn json_with<F>(respond: F) -> Self
+    where
+        F: Fn(Rejection) -> (StatusCode, serde_json::Value),
+    {
+        Self(Style::Json(serialise(respond)))
     }
 
     /// A gRPC error status in an HTTP 200 with no body, as gRPC servers answer.
@@ -157,18 +162,16 @@ impl RejectionResponse {
         rejection: Rejection,
         challenge: Option<&HeaderValue>,
     ) -> Response<Full<Bytes>> {
-        let (status, bodies) = match &self.0 {
+        let (status, body) = match &self.0 {
             Style::Custom(respond) => return respond(rejection),
             Style::Grpc => return grpc(rejection),
-            Style::Json => (rejection.status(), &*JSON_BODIES),
-            Style::Akool => (StatusCode::OK, &*AKOOL_BODIES),
+            Style::Json(bodies) => &bodies[rejection as usize],
         };
-        let body = Bytes::clone(&bodies[rejection as usize]);
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = status;
+        let mut response = Response::new(Full::new(Bytes::clone(body)));
+        *response.status_mut() = *status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let (StatusCode::UNAUTHORIZED, Some(challenge)) = (status, challenge) {
+        if let (&StatusCode::UNAUTHORIZED, Some(challenge)) = (status, challenge) {
             headers.insert(WWW_AUTHENTICATE, challenge.clone());
         }
         response
@@ -184,40 +187,34 @@ impl Default for RejectionResponse {
 impl fmt::Debug for RejectionResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.0 {
-            Style::Json => "RejectionResponse::Json",
-            Style::Akool => "RejectionResponse::Akool",
+            Style::Json(_) => "RejectionResponse::Json",
             Style::Grpc => "RejectionResponse::Grpc",
             Style::Custom(_) => "RejectionResponse::Custom",
         })
     }
 }
 
-/// A trailers-only gRPC response: the status in the headers, no body.
-/// The JSON bodies, serialised once: refusing a client that guesses keys costs no
-/// serialisation per request.
-static JSON_BODIES: LazyLock<[Bytes; 7]> = LazyLock::new(|| {
-    Rejection::ALL.map(|rejection| {
-        json_body(serde_json::json!({
-            "error": rejection.error_code(),
-            "message": rejection.public_message(),
-        }))
-    })
-});
+type Bodies = Arc<[(StatusCode, Bytes); 7]>;
 
-/// Akool's envelopes, serialised once.
-static AKOOL_BODIES: LazyLock<[Bytes; 7]> = LazyLock::new(|| {
-    Rejection::ALL.map(|rejection| {
-        json_body(serde_json::json!({
-            "code": rejection.akool_code(),
-            "msg": akool_message(rejection),
-        }))
-    })
-});
-
-fn json_body(value: serde_json::Value) -> Bytes {
-    Bytes::from(value.to_string())
+fn serialise(respond: impl Fn(Rejection) -> (StatusCode, serde_json::Value)) -> Bodies {
+    Arc::new(Rejection::ALL.map(|rejection| {
+        let (status, body) = respond(rejection);
+        (status, Bytes::from(body.to_string()))
+    }))
 }
 
+/// The default JSON bodies, serialised once for every layer.
+static JSON: LazyLock<Bodies> = LazyLock::new(|| {
+    serialise(|rejection| {
+        let body = serde_json::json!({
+            "error": rejection.error_code(),
+            "message": rejection.public_message(),
+        });
+        (rejection.status(), body)
+    })
+});
+
+/// A trailers-only gRPC response: the status in the headers, no body.
 fn grpc(rejection: Rejection) -> Response<Full<Bytes>> {
     let code = match rejection.status() {
         StatusCode::FORBIDDEN => "7",
@@ -234,16 +231,6 @@ fn grpc(rejection: Rejection) -> Response<Full<Bytes>> {
         HeaderValue::from_static(rejection.public_message()),
     );
     response
-}
-
-/// Akool's own wording for its codes.
-fn akool_message(rejection: Rejection) -> &'static str {
-    match rejection.akool_code() {
-        1102 => "Authorization cannot be empty",
-        1101 => "Invalid authorization or The request token has expired",
-        1009 => "You do not have permission to perform this action",
-        _ => "Service busy, please try again later",
-    }
 }
 
 #[cfg(test)]
@@ -269,7 +256,13 @@ mod tests {
 
     #[test]
     fn a_revoked_key_is_refused_exactly_as_an_unknown_one() {
-        for style in [RejectionResponse::json(), RejectionResponse::akool()] {
+        let envelope = RejectionResponse::json_with(|rejection| {
+            (
+                StatusCode::OK,
+                serde_json::json!({ "refused": rejection.error_code() }),
+            )
+        });
+        for style in [RejectionResponse::json(), envelope] {
             let [revoked, unknown] = [Rejection::Revoked, Rejection::Unknown]
                 .map(|rejection| style.respond(rejection, None));
             assert_eq!(revoked.status(), unknown.status(), "{style:?}");

@@ -10,11 +10,10 @@ use arc_swap::ArcSwapOption;
 use http::header::{HeaderName, HeaderValue};
 use http::response::Parts;
 
-use super::TokenSource;
 use super::credential::{Inner, State, TokenCredential};
-use crate::classify::{Classifier, DEFAULT_BODY_LIMIT, Outcome};
 use crate::credential::RulesBuilder;
-use crate::{CredentialError, Placement};
+use crate::outcome::{Classifier, DEFAULT_BODY_LIMIT, Outcome};
+use crate::{CredentialError, Placement, TokenSource};
 
 #[derive(Debug, Clone)]
 pub(super) struct Config {
@@ -79,7 +78,7 @@ impl Config {
 }
 
 /// How the API says that a token is no good: a `401`, or what a provider's classifier calls
-/// [`CredentialRejected`](crate::classify::OutcomeKind::CredentialRejected) (Akool's body code
+/// [`CredentialRejected`](crate::outcome::OutcomeKind::CredentialRejected) (Akool's body code
 /// 1101 in an HTTP 200).
 #[derive(Clone)]
 pub(crate) struct Rejection {
@@ -133,7 +132,7 @@ pub struct TokenCredentialBuilder {
     source: Box<dyn TokenSource>,
     config: Config,
     #[cfg(feature = "token-store")]
-    store: Option<super::TokenStore>,
+    store: Option<super::store::TokenStore>,
     #[cfg(feature = "token-store")]
     identity: Option<super::store::Fingerprint>,
 }
@@ -163,11 +162,11 @@ impl TokenCredentialBuilder {
     }
 
     /// How the API says that a token is no good, beyond a `401`: a response that `classifier`
-    /// calls [`CredentialRejected`](crate::classify::OutcomeKind::CredentialRejected) makes
+    /// calls [`CredentialRejected`](crate::outcome::OutcomeKind::CredentialRejected) makes
     /// [`TokenAuth`](crate::TokenAuth) refetch the token and replay the request once, wherever
-    /// a [`ClassifyLayer`](crate::classify::ClassifyLayer) sits in the stack, or with none.
+    /// a [`ClassifyLayer`](crate::ClassifyLayer) sits in the stack, or with none.
     /// Its verdict is put into the response's extensions as an
-    /// [`Outcome`](crate::classify::Outcome).
+    /// [`Outcome`](crate::outcome::Outcome).
     ///
     /// The presets set it (Akool: code 1101 in an HTTP 200, read from a JSON body up to
     /// 64 KiB, sized or chunked, and handed on byte for byte).
@@ -288,7 +287,7 @@ impl TokenCredentialBuilder {
     }
 
     /// Keeps fetched tokens in `store` too, so that other processes (and this one, restarted)
-    /// take them instead of fetching: see [`TokenStore`](super::TokenStore). Requests still
+    /// take them instead of fetching: see [`TokenStore`](super::store::TokenStore). Requests still
     /// read the token from memory; the store is read only when no cached token may be used,
     /// and written after each fetch.
     ///
@@ -297,7 +296,7 @@ impl TokenCredentialBuilder {
     /// [`store_identity`](Self::store_identity), or `build` fails with
     /// [`CredentialError::StoreWithoutIdentity`].
     #[cfg(feature = "token-store")]
-    pub fn store(mut self, store: super::TokenStore) -> Self {
+    pub fn store(mut self, store: super::store::TokenStore) -> Self {
         self.store = Some(store);
         self
     }

@@ -11,9 +11,9 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::builder::{Config, Rejection};
-use super::{Token, TokenCredentialBuilder, TokenError, TokenErrorKind, TokenSource};
-use crate::CredentialError;
+use super::{TokenCredentialBuilder, TokenErrorKind};
 use crate::credential::Rules;
+use crate::{CredentialError, Token, TokenError, TokenSource};
 
 /// A credential whose secret is fetched: an access token obtained from a [`TokenSource`],
 /// cached, shared by every clone, refreshed ahead of its expiry, and replaced when the API
@@ -375,10 +375,10 @@ pub struct TokenStatus {
     pub fetch_not_before: Option<Duration>,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<TokenError>,
-    /// The last problem with the [token store](super::TokenStore), if one is configured and
+    /// The last problem with the [token store](super::store::TokenStore), if one is configured and
     /// ever failed (kept after it recovers; the log says when it did).
     #[cfg(feature = "token-store")]
-    pub store_error: Option<super::StoreError>,
+    pub store_error: Option<super::store::StoreError>,
 }
 
 /// The windows of a token's life; see [`TokenCredentialBuilder::advisory_window`] and

@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use tower::util::rng::{HasherRng, Rng};
 
 use super::credential::{Current, Flight, Inner, State, lock};
-use super::{Token, TokenError, TokenErrorKind, Unrecoverable};
+use super::{TokenErrorKind, Unrecoverable};
+use crate::{Token, TokenError};
 
 impl Inner {
     /// Joins the fetch under way, or starts one in a task of its own: the task, not the

@@ -1,11 +1,11 @@
-//! Fetched credentials: access tokens obtained from a [`TokenSource`], cached in
-//! [`TokenCredential`].
+//! Fetched credentials: access tokens obtained from a [`TokenSource`](crate::TokenSource), cached in
+//! [`TokenCredential`](crate::TokenCredential).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::time::Duration;
-//! use tower_api_auth::token::{Token, TokenCredential};
+//! use tower_api_auth::{Token, TokenCredential};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,12 +30,12 @@
 //! ```
 
 mod builder;
-mod credential;
-mod error;
+pub(crate) mod credential;
+mod endpoint;
+pub(crate) mod error;
 mod flight;
-pub(crate) mod http;
 mod refresh;
-mod source;
+pub(crate) mod source;
 #[cfg(feature = "token-store")]
 pub mod store;
 #[cfg(test)]
@@ -44,8 +44,7 @@ mod tests;
 pub(crate) use self::builder::Rejection;
 pub use self::builder::TokenCredentialBuilder;
 pub(crate) use self::credential::{Acquire, Current, CurrentCell, Flight};
-pub use self::credential::{TokenCredential, TokenStatus, Window};
-pub use self::error::{TokenError, TokenErrorKind};
-pub use self::source::{Token, TokenSource, Unrecoverable};
-#[cfg(feature = "token-store")]
-pub use self::store::{StoreError, StoreErrorKind, TokenStore};
+pub use self::credential::{TokenStatus, Window};
+pub use self::endpoint::{EndpointError, HttpClient, JsonTokenEndpoint};
+pub use self::error::TokenErrorKind;
+pub use self::source::Unrecoverable;

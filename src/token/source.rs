@@ -15,7 +15,7 @@ use crate::Secret;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_api_auth::token::{Token, TokenSource};
+/// use tower_api_auth::{Token, TokenSource};
 ///
 /// let source = || async {
 ///     // Read it from wherever you keep it.
@@ -108,7 +108,7 @@ impl Token {
 /// A token source's error that retrying cannot fix: wrong client credentials, a revoked
 /// personal access key. Return it (`Err(Unrecoverable::new(err).into())`, into a
 /// [`tower::BoxError`]) and every waiting
-/// request gets a [`TokenError`](super::TokenError) of kind
+/// request gets a [`TokenError`](crate::TokenError) of kind
 /// [`Unrecoverable`](super::TokenErrorKind::Unrecoverable) at once; the cached token, now
 /// worthless, is dropped; the error is remembered for a few seconds (see
 /// [`unrecoverable_hold`](super::TokenCredentialBuilder::unrecoverable_hold)) so that callers in
@@ -117,7 +117,8 @@ impl Token {
 /// and Polyteia's 401 and 403.
 ///
 /// ```
-/// use tower_api_auth::token::{Token, TokenCredential, TokenErrorKind, Unrecoverable, Window};
+/// use tower_api_auth::{Token, TokenCredential};
+/// use tower_api_auth::token::{TokenErrorKind, Unrecoverable, Window};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

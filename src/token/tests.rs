@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::credential::Acquire;
-use crate::CredentialError;
-use crate::token::{Token, TokenCredential, TokenCredentialBuilder, TokenErrorKind};
+use crate::token::{TokenCredentialBuilder, TokenErrorKind};
+use crate::{CredentialError, Token, TokenCredential};
 
 /// A source that answers from a script and reports each fetch on a channel.
 fn scripted(

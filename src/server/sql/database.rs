@@ -141,7 +141,7 @@ impl KeyDatabase {
     }
 
     /// The format keys are issued in, and that a server can require
-    /// ([`ValidateCredentialLayer::key_format`](crate::server::ValidateCredentialLayer::key_format)).
+    /// ([`ValidateCredentialLayer::key_format`](crate::ValidateCredentialLayer::key_format)).
     pub fn format(&self) -> &KeyFormat {
         &self.format
     }

@@ -5,9 +5,9 @@
 //! ```
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::Placement;
+//! use tower_api_auth::{Placement, ValidateCredentialLayer};
 //! use tower_api_auth::server::sql::{KeyDatabase, NewKey, SqlKeyStore};
-//! use tower_api_auth::server::{KeyFormat, ValidateCredentialLayer};
+//! use tower_api_auth::server::KeyFormat;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

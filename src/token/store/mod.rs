@@ -4,8 +4,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_api_auth::Secret;
-//! use tower_api_auth::token::{Token, TokenCredential, TokenStore};
+//! use tower_api_auth::{Secret, Token, TokenCredential};
+//! use tower_api_auth::token::store::TokenStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

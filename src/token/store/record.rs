@@ -8,8 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{StoreError, StoreErrorKind};
-use crate::Secret;
-use crate::token::Token;
+use crate::{Secret, Token};
 
 /// Identifies the credentials a token was fetched with, without revealing them: HMAC-SHA256
 /// keyed by the secret over a description of the rest (provider, client id, token endpoint).

@@ -10,8 +10,7 @@ use tokio::time::Instant;
 
 use super::record::{self, Fingerprint, Record};
 use super::{Lease, Release, StoreError, StoreErrorKind, TokenStore};
-use crate::Placement;
-use crate::token::{Token, TokenError};
+use crate::{Placement, Token, TokenError};
 
 /// A store attached to one credential: the store, the credential's fingerprint, and whether
 /// the store is failing (to log a failure once, and the recovery once).

@@ -9,8 +9,8 @@ use super::Backend;
 use super::TokenStore;
 use super::file::FileStore;
 use super::record::{self, Fingerprint, Record};
-use crate::Secret;
-use crate::token::{Token, TokenCredential, TokenErrorKind, Window};
+use crate::token::{TokenErrorKind, Window};
+use crate::{Secret, Token, TokenCredential};
 
 const IDENTITY: &str = "client-id https://api.example.com/token";
 

@@ -9,9 +9,10 @@ use arc_swap::Cache;
 use futures::Future;
 use http::HeaderValue;
 
-use crate::token::{Acquire, Current, CurrentCell, Flight, TokenCredential, TokenError};
+use crate::token::{Acquire, Current, CurrentCell, Flight};
+use crate::{TokenCredential, TokenError};
 
-/// The token side of [`TokenAuth`](super::TokenAuth) and [`AttachToken`](super::AttachToken).
+/// The token side of [`TokenAuth`](crate::TokenAuth) and [`AttachToken`](super::AttachToken).
 pub(super) struct TokenGate {
     pub(super) tokens: TokenCredential,
     current: Cache<CurrentCell, Option<Arc<Current>>>,

@@ -1,4 +1,4 @@
-//! The response future of [`TokenAuth`](super::TokenAuth): send, judge the answer, and replay
+//! The response future of [`TokenAuth`](crate::TokenAuth): send, judge the answer, and replay
 //! once with a new token when the API rejected the old one.
 
 use std::fmt;
@@ -16,8 +16,9 @@ use pin_project_lite::pin_project;
 use tower::{BoxError, Service};
 
 use crate::body::{Peek, ResponseBody, clone_with_body, rebuild, worth_peeking};
-use crate::classify::Outcome;
-use crate::token::{Acquire, Current, Flight, Rejection, TokenCredential, TokenError};
+use crate::outcome::Outcome;
+use crate::token::{Acquire, Current, Flight, Rejection};
+use crate::{TokenCredential, TokenError};
 
 /// A request on the rare paths (waiting for a token or a body, or sent with a replay in
 /// reserve), boxed so that the cached path's future stays small.
@@ -90,7 +91,7 @@ pub(super) struct Buffering<S, B: Body> {
 }
 
 pin_project! {
-    /// Response future of [`TokenAuth`](super::TokenAuth).
+    /// Response future of [`TokenAuth`](crate::TokenAuth).
     pub struct ResponseFuture<S, B, ResBody>
     where
         S: Service<Request<B>>,

@@ -1,44 +1,4 @@
 //! Attach a static credential to outgoing requests.
-//!
-//! # Example
-//!
-//! ```
-//! use http::{Request, Response};
-//! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::{AuthLayer, Credential};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let credential = Credential::header("X-API-Key", "my-key")
-//!     .origin("https://api.akkio.com")
-//!     .build()?;
-//!
-//! // Any `Service<Request<B>>`: a hyper-util client in real code.
-//! let client = tower::service_fn(|request: Request<()>| async move {
-//!     let key = request.headers().get("x-api-key").cloned();
-//!     Ok::<_, std::convert::Infallible>(Response::new(key))
-//! });
-//! let mut client = ServiceBuilder::new()
-//!     .layer(AuthLayer::new(credential.clone()))
-//!     .service(client);
-//!
-//! let request = Request::get("https://api.akkio.com/v1/models").body(())?;
-//! let response = client.ready().await?.call(request).await?;
-//! assert_eq!(response.into_body().unwrap(), "my-key");
-//!
-//! // Rotate the key: the next request carries the new one.
-//! credential.rotate("my-new-key")?;
-//! let request = Request::get("https://api.akkio.com/v1/models").body(())?;
-//! let response = client.ready().await?.call(request).await?;
-//! assert_eq!(response.into_body().unwrap(), "my-new-key");
-//!
-//! // Another origin never sees the key.
-//! let request = Request::get("https://elsewhere.example/").body(())?;
-//! let response = client.ready().await?.call(request).await?;
-//! assert!(response.into_body().is_none());
-//! # Ok(())
-//! # }
-//! ```
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -46,11 +6,50 @@ use std::task::{Context, Poll};
 use http::Request;
 use tower::{Layer, Service};
 
-use crate::credential::{CachedCredential, Credential};
+use crate::Credential;
+use crate::credential::CachedCredential;
 
 /// Layer that applies [`Auth`], which attaches a [`Credential`] to outgoing requests.
 ///
-/// See the [module docs](self) for an example.
+/// # Example
+///
+/// ```
+/// use http::{Request, Response};
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use tower_api_auth::{AuthLayer, Credential};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let credential = Credential::header("X-API-Key", "my-key")
+///     .origin("https://api.akkio.com")
+///     .build()?;
+///
+/// // Any `Service<Request<B>>`: a hyper-util client in real code.
+/// let client = tower::service_fn(|request: Request<()>| async move {
+///     let key = request.headers().get("x-api-key").cloned();
+///     Ok::<_, std::convert::Infallible>(Response::new(key))
+/// });
+/// let mut client = ServiceBuilder::new()
+///     .layer(AuthLayer::new(credential.clone()))
+///     .service(client);
+///
+/// let request = Request::get("https://api.akkio.com/v1/models").body(())?;
+/// let response = client.ready().await?.call(request).await?;
+/// assert_eq!(response.into_body().unwrap(), "my-key");
+///
+/// // Rotate the key: the next request carries the new one.
+/// credential.rotate("my-new-key")?;
+/// let request = Request::get("https://api.akkio.com/v1/models").body(())?;
+/// let response = client.ready().await?.call(request).await?;
+/// assert_eq!(response.into_body().unwrap(), "my-new-key");
+///
+/// // Another origin never sees the key.
+/// let request = Request::get("https://elsewhere.example/").body(())?;
+/// let response = client.ready().await?.call(request).await?;
+/// assert!(response.into_body().is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct AuthLayer {
     credential: Credential,
@@ -85,7 +84,7 @@ impl fmt::Debug for AuthLayer {
 ///
 /// No async work happens here: the response future is the inner service's own.
 ///
-/// See the [module docs](self) for an example.
+/// See [`AuthLayer`] for an example.
 #[derive(Clone)]
 pub struct Auth<S> {
     inner: S,

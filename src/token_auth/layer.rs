@@ -1,51 +1,4 @@
-//! Attach a fetched access token to outgoing requests, and replay a request once when the API
-//! rejects the token.
-//!
-//! # Example
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::client::TokenAuthLayer;
-//! use tower_api_auth::token::{Token, TokenCredential};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower::BoxError> {
-//! let fetches = Arc::new(AtomicUsize::new(0));
-//! let counter = Arc::clone(&fetches);
-//! let tokens = TokenCredential::builder(move || {
-//!     let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-//!     async move { Ok::<_, std::io::Error>(Token::new(format!("token-{n}"))) }
-//! })
-//! .origin("https://api.example.com")
-//! .build()?;
-//!
-//! // Any `Service<Request<B>>`: a hyper-util client in real code. This API has revoked
-//! // `token-1`.
-//! let api = tower::service_fn(|request: Request<Full<Bytes>>| async move {
-//!     let status = match request.headers()["authorization"].to_str()? {
-//!         "Bearer token-1" => StatusCode::UNAUTHORIZED,
-//!         _ => StatusCode::OK,
-//!     };
-//!     Ok::<_, tower::BoxError>(Response::builder().status(status).body(String::new())?)
-//! });
-//! let mut client = ServiceBuilder::new()
-//!     .layer(TokenAuthLayer::new(tokens.clone()))
-//!     .service(api);
-//!
-//! // Fetched on first use; rejected; refetched once and replayed once.
-//! let request = Request::post("https://api.example.com/v1/things").body(Full::from("{}"))?;
-//! let response = client.ready().await?.call(request).await?;
-//! assert_eq!(response.status(), StatusCode::OK);
-//! assert_eq!(tokens.generation(), Some(2));
-//! assert_eq!(fetches.load(Ordering::SeqCst), 2);
-//! # Ok(())
-//! # }
-//! ```
+//! `TokenAuthLayer` and `TokenAuth`: wait for the token, attach it, replay once.
 
 use std::fmt;
 use std::task::{Context, Poll, ready};
@@ -54,21 +7,16 @@ use http::{Request, Response};
 use http_body::Body;
 use tower::{BoxError, Layer, Service};
 
-pub use self::attach::{AttachFuture, AttachToken, AttachTokenLayer};
-pub use self::future::ResponseFuture;
-use self::future::{Pending, State};
-use self::gate::{Blocked, TokenGate, release};
+use super::attach::AttachTokenLayer;
+use super::future::{Pending, ResponseFuture, State};
+use super::gate::{Blocked, TokenGate, release};
+use crate::TokenCredential;
 use crate::body::{ResponseBody, can_rebuild, try_copy_request};
-use crate::token::TokenCredential;
-
-mod attach;
-mod future;
-mod gate;
 
 /// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
 /// requests.
 ///
-/// See the [module docs](self) for an example.
+/// See the [module docs](crate::token_auth) for an example.
 #[derive(Clone)]
 pub struct TokenAuthLayer {
     tokens: TokenCredential,
@@ -86,7 +34,7 @@ impl TokenAuthLayer {
     /// is a `401`, or what the credential's
     /// [`classifier`](crate::token::TokenCredentialBuilder::classifier) calls one (Akool's code
     /// 1101 in an HTTP 200): this layer reads it from the response itself, so where a
-    /// [`ClassifyLayer`](crate::classify::ClassifyLayer) sits, if anywhere, changes nothing.
+    /// [`ClassifyLayer`](crate::ClassifyLayer) sits, if anywhere, changes nothing.
     pub fn new(tokens: TokenCredential) -> Self {
         Self {
             tokens,
@@ -157,7 +105,7 @@ impl fmt::Debug for TokenAuthLayer {
 ///   loop; so is the rejection of a request whose body cannot be copied.
 ///
 /// Errors are the inner service's, boxed, or a [`TokenError`](crate::TokenError) when no token could be had. See
-/// the [module docs](self) for an example.
+/// the [module docs](crate::token_auth) for an example.
 pub struct TokenAuth<S> {
     inner: S,
     gate: TokenGate,

@@ -14,7 +14,7 @@ use super::{Outcome, OutcomeKind};
 ///
 /// The head is always given; the body is given only when [`wants_body`](Self::wants_body) says
 /// so *and* the body is JSON of a known size within the layer's limit (see
-/// [`ClassifyLayer::body_limit`](super::ClassifyLayer::body_limit)). A classifier must decide
+/// [`ClassifyLayer::body_limit`](crate::ClassifyLayer::body_limit)). A classifier must decide
 /// without a body too.
 ///
 /// Any `Fn(&Parts, Option<&[u8]>) -> Outcome` is a classifier that wants every body it can
@@ -22,7 +22,7 @@ use super::{Outcome, OutcomeKind};
 ///
 /// ```
 /// use http::StatusCode;
-/// use tower_api_auth::classify::{Classifier, Outcome, OutcomeKind};
+/// use tower_api_auth::outcome::{Classifier, Outcome, OutcomeKind};
 ///
 /// // A provider that says "quota exhausted" with HTTP 402.
 /// let classifier = |head: &http::response::Parts, _body: Option<&[u8]>| match head.status {
@@ -116,7 +116,7 @@ impl<A: Classifier, B: Classifier> Classifier for Then<A, B> {
 ///
 /// ```
 /// use http::{Response, StatusCode};
-/// use tower_api_auth::classify::{Classifier, OutcomeKind, StatusClassifier};
+/// use tower_api_auth::outcome::{Classifier, OutcomeKind, StatusClassifier};
 ///
 /// let (head, ()) = Response::builder().status(429).header("retry-after", "7").body(())?.into_parts();
 /// let outcome = StatusClassifier::new().classify(&head, None);
@@ -182,7 +182,7 @@ impl Classifier for StatusClassifier {
 ///
 /// ```
 /// use http::Response;
-/// use tower_api_auth::classify::{Classifier, EnvelopeClassifier, OutcomeKind};
+/// use tower_api_auth::outcome::{Classifier, EnvelopeClassifier, OutcomeKind};
 ///
 /// let classifier = EnvelopeClassifier::new("code", 0)
 ///     .message_field("message")

@@ -7,7 +7,8 @@
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind};
+//! use tower_api_auth::ClassifyLayer;
+//! use tower_api_auth::outcome::{Outcome, OutcomeKind};
 //! use tower_api_auth::providers::akool;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,7 +39,7 @@
 //!
 //! - [`Classifier`]: what varies per provider; [`StatusClassifier`], [`EnvelopeClassifier`],
 //!   their composition with [`Classifier::then`], and any closure.
-//! - [`ClassifyLayer`]: reads JSON bodies up to a limit (64 KiB by default), sized or chunked,
+//! - [`ClassifyLayer`](crate::ClassifyLayer): reads JSON bodies up to a limit (64 KiB by default), sized or chunked,
 //!   hands the caller the identical body, and puts the outcome into the response's extensions.
 //! - [`error_for_outcome`]: a failure as a [`ClassifiedError`], for `?` after the stack.
 //! - [`RetryPolicy`]: a `tower::retry::Policy` for rate limits and transient failures.
@@ -50,8 +51,8 @@
 
 mod classifier;
 mod error;
-mod layer;
-mod outcome;
+mod kind;
+pub(crate) mod layer;
 mod policy;
 
 pub(crate) use self::classifier::is_json;
@@ -59,6 +60,6 @@ pub(crate) use self::classifier::is_json;
 pub(crate) use self::classifier::retry_after;
 pub use self::classifier::{Classifier, EnvelopeClassifier, StatusClassifier, Then};
 pub use self::error::{ClassifiedError, error_for_outcome};
-pub use self::layer::{Classify, ClassifyLayer, DEFAULT_BODY_LIMIT, ResponseFuture};
-pub use self::outcome::{Outcome, OutcomeKind};
+pub use self::kind::{Outcome, OutcomeKind};
+pub use self::layer::{DEFAULT_BODY_LIMIT, ResponseFuture};
 pub use self::policy::RetryPolicy;

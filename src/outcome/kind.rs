@@ -5,7 +5,7 @@ use http::StatusCode;
 
 /// What a response means for the caller, as far as authentication and retrying go.
 ///
-/// Put into the response's extensions by [`ClassifyLayer`](super::ClassifyLayer), read by
+/// Put into the response's extensions by [`ClassifyLayer`](crate::ClassifyLayer), read by
 /// [`RetryPolicy`](super::RetryPolicy) and by [`TokenAuth`](crate::TokenAuth) (which replays a
 /// request once when [`refetch_warranted`](Self::refetch_warranted)).
 #[derive(Debug, Clone, PartialEq, Eq)]

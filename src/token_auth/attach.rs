@@ -1,4 +1,4 @@
-//! [`TokenAuthLayer::without_replay`](super::TokenAuthLayer::without_replay): the token
+//! [`TokenAuthLayer::without_replay`](crate::TokenAuthLayer::without_replay): the token
 //! attached, nothing else. The inner service's response comes back as it is, so the cached path
 //! costs what the static credential's does, plus the token's cache check.
 
@@ -13,17 +13,17 @@ use pin_project_lite::pin_project;
 use tower::{BoxError, Layer, Service};
 
 use super::gate::{Blocked, TokenGate, release};
-use crate::token::{Acquire, Current, Flight, TokenCredential, TokenError};
+use crate::token::{Acquire, Current, Flight};
+use crate::{TokenCredential, TokenError};
 
 /// Layer that applies [`AttachToken`]: a [`TokenCredential`]'s token on every request bound for
 /// its origins, without replay; see
-/// [`TokenAuthLayer::without_replay`](super::TokenAuthLayer::without_replay).
+/// [`TokenAuthLayer::without_replay`](crate::TokenAuthLayer::without_replay).
 ///
 /// ```
 /// use http::{Request, Response};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
-/// use tower_api_auth::TokenAuthLayer;
-/// use tower_api_auth::token::{Token, TokenCredential};
+/// use tower_api_auth::{Token, TokenAuthLayer, TokenCredential};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tower::BoxError> {
@@ -76,7 +76,7 @@ impl fmt::Debug for AttachTokenLayer {
 
 /// Middleware that attaches the cached access token to every request bound for one of the
 /// credential's origins, waiting in `poll_ready` for one when none is cached, as
-/// [`TokenAuth`](super::TokenAuth) does, but never replays: the inner service's response is
+/// [`TokenAuth`](crate::TokenAuth) does, but never replays: the inner service's response is
 /// the answer.
 pub struct AttachToken<S> {
     inner: S,
@@ -366,7 +366,8 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::token::{Token, TokenErrorKind};
+    use crate::Token;
+    use crate::token::TokenErrorKind;
 
     #[tokio::test(start_paused = true)]
     async fn the_token_is_waited_for_in_readiness_and_the_inner_response_is_untouched() {

@@ -1,47 +1,4 @@
 //! Redirects that keep the credential home: a tower-http `FollowRedirect` policy that removes
-//! the credential's header from any request a redirect sends to another origin.
-//!
-//! tower-http's own `FilterCredentials` removes `Authorization` and `Cookie` on a cross-origin
-//! hop, not `X-API-Key` or any other header a credential may use. With `FollowRedirect` *inside*
-//! [`AuthLayer`](crate::AuthLayer) (the redirects are followed below the layer that adds the
-//! key), wrap the policy in [`KeepCredentialHome`]. With `FollowRedirect` *outside*, every hop
-//! goes through the auth layer, which attaches the credential only to the origins it belongs to
-//! (unless it was built with `any_origin()`); the policy is harmless there too.
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use http_body_util::Full;
-//! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_api_auth::AuthLayer;
-//! use tower_api_auth::client::KeepCredentialHome;
-//! use tower_api_auth::providers::akool;
-//! use tower_http::follow_redirect::FollowRedirectLayer;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower::BoxError> {
-//! let credential = akool::api_key("akool-key").build()?;
-//! // Akool's API redirects to another host, which must never see the key.
-//! let http = tower::service_fn(|request: Request<Full<Bytes>>| async move {
-//!     let response = match request.uri().host() {
-//!         Some("openapi.akool.com") => Response::builder()
-//!             .status(StatusCode::TEMPORARY_REDIRECT)
-//!             .header("location", "https://elsewhere.example/file"),
-//!         _ => Response::builder().header("x-saw-key", request.headers().contains_key("x-api-key").to_string()),
-//!     };
-//!     Ok::<_, std::convert::Infallible>(response.body(Full::<Bytes>::default()).unwrap())
-//! });
-//! let mut client = ServiceBuilder::new()
-//!     .layer(AuthLayer::new(credential.clone()))
-//!     .layer(FollowRedirectLayer::with_policy(KeepCredentialHome::new(credential.placement())))
-//!     .service(http);
-//!
-//! let request = Request::get("https://openapi.akool.com/api/open/v3/file").body(Full::default())?;
-//! let response = client.ready().await?.call(request).await?;
-//! assert_eq!(response.headers()["x-saw-key"], "false");
-//! # Ok(())
-//! # }
-//! ```
 
 use http::uri::{Scheme, Uri};
 use http::{HeaderName, Request};
@@ -53,7 +10,48 @@ use crate::Placement;
 /// origin of the first request, and then decides as `P` does (tower-http's standard policy by
 /// default: at most 20 redirects, `Authorization` and cookies filtered across origins).
 ///
-/// See the [module docs](self) for an example.
+/// the credential's header from any request a redirect sends to another origin.
+///
+/// tower-http's own `FilterCredentials` removes `Authorization` and `Cookie` on a cross-origin
+/// hop, not `X-API-Key` or any other header a credential may use. With `FollowRedirect` *inside*
+/// [`AuthLayer`](crate::AuthLayer) (the redirects are followed below the layer that adds the
+/// key), wrap the policy in [`KeepCredentialHome`]. With `FollowRedirect` *outside*, every hop
+/// goes through the auth layer, which attaches the credential only to the origins it belongs to
+/// (unless it was built with `any_origin()`); the policy is harmless there too.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+/// use tower_api_auth::{AuthLayer, KeepCredentialHome};
+/// use tower_api_auth::providers::akool;
+/// use tower_http::follow_redirect::FollowRedirectLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower::BoxError> {
+/// let credential = akool::api_key("akool-key").build()?;
+/// // Akool's API redirects to another host, which must never see the key.
+/// let http = tower::service_fn(|request: Request<Full<Bytes>>| async move {
+///     let response = match request.uri().host() {
+///         Some("openapi.akool.com") => Response::builder()
+///             .status(StatusCode::TEMPORARY_REDIRECT)
+///             .header("location", "https://elsewhere.example/file"),
+///         _ => Response::builder().header("x-saw-key", request.headers().contains_key("x-api-key").to_string()),
+///     };
+///     Ok::<_, std::convert::Infallible>(response.body(Full::<Bytes>::default()).unwrap())
+/// });
+/// let mut client = ServiceBuilder::new()
+///     .layer(AuthLayer::new(credential.clone()))
+///     .layer(FollowRedirectLayer::with_policy(KeepCredentialHome::new(credential.placement())))
+///     .service(http);
+///
+/// let request = Request::get("https://openapi.akool.com/api/open/v3/file").body(Full::default())?;
+/// let response = client.ready().await?.call(request).await?;
+/// assert_eq!(response.headers()["x-saw-key"], "false");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct KeepCredentialHome<P = Standard> {
     inner: P,

@@ -26,7 +26,7 @@ use crate::body::try_copy_request;
 /// idempotency key). Other transport errors are never retried: whether the request arrived is
 /// unknown.
 ///
-/// It reads the [`Outcome`] that [`ClassifyLayer`](super::ClassifyLayer) put into the
+/// It reads the [`Outcome`] that [`ClassifyLayer`](crate::ClassifyLayer) put into the
 /// response (so place the retry layer *outside* the classify layer), or the status alone when
 /// there is none. The delay is the server's `Retry-After` up to a cap, or an exponential backoff
 /// with jitter; attempts are capped per request, and a [`TpsBudget`] shared by every clone
@@ -38,7 +38,8 @@ use crate::body::try_copy_request;
 /// ```
 /// use tower::ServiceBuilder;
 /// use tower::retry::RetryLayer;
-/// use tower_api_auth::classify::{ClassifyLayer, RetryPolicy};
+/// use tower_api_auth::ClassifyLayer;
+/// use tower_api_auth::outcome::RetryPolicy;
 /// use tower_api_auth::providers::akool;
 ///
 /// # fn wrap<S>(client: S) {

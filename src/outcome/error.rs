@@ -60,7 +60,7 @@ impl std::error::Error for ClassifiedError {}
 ///
 /// ```
 /// use http::{Response, StatusCode};
-/// use tower_api_auth::classify::{Outcome, OutcomeKind, error_for_outcome};
+/// use tower_api_auth::outcome::{Outcome, OutcomeKind, error_for_outcome};
 ///
 /// let mut response = Response::new(());
 /// response
