@@ -63,12 +63,6 @@ tests on one thread. Without the feature, every call site compiles to nothing.
 #[cfg(feature = "metrics")]
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
 
-use crate::TokenError;
-#[cfg(feature = "metrics")]
-use crate::outcome::OutcomeKind;
-#[cfg(feature = "metrics")]
-use crate::token::TokenErrorKind;
-
 /// Counter: token fetches that ended, labelled `result` and, for failures, `error.type`.
 #[cfg(feature = "metrics")]
 pub const TOKEN_FETCHES: &str = "tower_api_auth.token.fetches";
@@ -149,13 +143,14 @@ pub fn describe() {
 }
 
 /// A token fetch ended (not an aborted one: its task never answered).
+/// A fetch that ended: `error` is `None` on success, else the failure's label.
 #[inline]
-pub(crate) fn token_fetch<T>(result: &Result<T, TokenError>, took: std::time::Duration) {
+pub(crate) fn token_fetch(error: Option<&'static str>, took: std::time::Duration) {
     #[cfg(feature = "metrics")]
     {
-        let (result, error) = match result {
-            Ok(_) => ("success", None),
-            Err(err) => ("failure", Some(token_error_type(err.kind()))),
+        let result = match error {
+            None => "success",
+            Some(_) => "failure",
         };
         match error {
             None => counter!(TOKEN_FETCHES, "result" => result).increment(1),
@@ -166,22 +161,9 @@ pub(crate) fn token_fetch<T>(result: &Result<T, TokenError>, took: std::time::Du
         histogram!(TOKEN_FETCH_DURATION, "result" => result).record(took.as_secs_f64());
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (result, took);
+    let _ = (error, took);
 }
 
-#[cfg(feature = "metrics")]
-fn token_error_type(kind: TokenErrorKind) -> &'static str {
-    match kind {
-        TokenErrorKind::Fetch => "fetch",
-        TokenErrorKind::Timeout => "timeout",
-        TokenErrorKind::InvalidToken => "invalid_token",
-        TokenErrorKind::Rejected => "rejected",
-        TokenErrorKind::Aborted => "aborted",
-        TokenErrorKind::Unrecoverable => "unrecoverable",
-    }
-}
-
-/// A token past its expiry was handed out (static stability).
 #[inline]
 pub(crate) fn token_stale_served() {
     #[cfg(feature = "metrics")]
@@ -202,77 +184,12 @@ pub(crate) fn token_replayed() {
     counter!(CLIENT_TOKEN_REPLAYS).increment(1);
 }
 
-/// The outcome counters of one classifier (a `ClassifyLayer`, a token credential's), shared by
-/// its clones: each `(provider, kind)` series is registered on its first count, with the
-/// recorder installed then, and later counts are an atomic add (no label allocation, no
-/// registry lookup on the request path).
-#[derive(Clone, Default)]
-pub(crate) struct OutcomeCounters {
-    #[cfg(feature = "metrics")]
-    counters: std::sync::Arc<[std::sync::OnceLock<metrics::Counter>; 8]>,
-}
-
-impl OutcomeCounters {
-    /// An API answer was classified by `provider`'s classifier.
-    #[inline]
-    pub(crate) fn count(&self, provider: &'static str, outcome: &crate::outcome::Outcome) {
-        #[cfg(feature = "metrics")]
-        {
-            let kind = outcome.kind();
-            let slot = &self.counters[kind_index(kind)];
-            slot.get_or_init(
-                || counter!(CLIENT_OUTCOMES, "provider" => provider, "kind" => outcome_kind(kind)),
-            )
-            .increment(1);
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = (provider, outcome);
-    }
-}
-
-#[cfg(feature = "metrics")]
-fn kind_index(kind: OutcomeKind) -> usize {
-    match kind {
-        OutcomeKind::Success => 0,
-        OutcomeKind::CredentialRejected => 1,
-        OutcomeKind::CredentialMissing => 2,
-        OutcomeKind::Forbidden => 3,
-        OutcomeKind::Banned => 4,
-        OutcomeKind::RateLimited => 5,
-        OutcomeKind::Transient => 6,
-        OutcomeKind::ClientError => 7,
-    }
-}
-
-#[cfg(feature = "metrics")]
-pub(crate) fn outcome_kind(kind: OutcomeKind) -> &'static str {
-    match kind {
-        OutcomeKind::Success => "success",
-        OutcomeKind::CredentialRejected => "credential_rejected",
-        OutcomeKind::CredentialMissing => "credential_missing",
-        OutcomeKind::Forbidden => "forbidden",
-        OutcomeKind::Banned => "banned",
-        OutcomeKind::RateLimited => "rate_limited",
-        OutcomeKind::Transient => "transient",
-        OutcomeKind::ClientError => "client_error",
-    }
-}
-
-/// A retry was decided on: `refused` for a connection refused before sending, else the
-/// outcome's kind.
 #[inline]
-pub(crate) fn retry(kind: crate::outcome::OutcomeKind, refused: bool) {
+pub(crate) fn retry(reason: &'static str) {
     #[cfg(feature = "metrics")]
-    {
-        let reason = if refused {
-            "connection_refused"
-        } else {
-            outcome_kind(kind)
-        };
-        counter!(CLIENT_RETRIES, "reason" => reason).increment(1);
-    }
+    counter!(CLIENT_RETRIES, "reason" => reason).increment(1);
     #[cfg(not(feature = "metrics"))]
-    let _ = (kind, refused);
+    let _ = reason;
 }
 
 /// The server side accepted a credential.
@@ -286,26 +203,13 @@ pub(crate) fn server_accepted() {
 /// The server side refused a request.
 #[cfg(feature = "server")]
 #[inline]
-pub(crate) fn server_refused(rejection: crate::server::Rejection) {
+pub(crate) fn server_refused(reason: &'static str) {
     #[cfg(feature = "metrics")]
-    {
-        use crate::server::Rejection;
-        let reason = match rejection {
-            Rejection::Missing => "missing",
-            Rejection::Malformed => "malformed",
-            Rejection::Unknown => "unknown",
-            Rejection::Expired => "expired",
-            Rejection::Revoked => "revoked",
-            Rejection::Forbidden => "forbidden",
-            Rejection::Unavailable => "unavailable",
-        };
-        counter!(SERVER_REQUESTS, "result" => "refused", "reason" => reason).increment(1);
-    }
+    counter!(SERVER_REQUESTS, "result" => "refused", "reason" => reason).increment(1);
     #[cfg(not(feature = "metrics"))]
-    let _ = rejection;
+    let _ = reason;
 }
 
-/// A key store named `store` (`memory`, `postgres`, ...) now holds `keys` keys.
 #[cfg(feature = "server")]
 #[inline]
 pub(crate) fn key_store_size(store: &'static str, keys: usize) {

@@ -4,11 +4,11 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
+use http::header::CONTENT_TYPE;
 use http::response::Parts;
 use http_body::Body;
 
 use super::ResponseBody;
-use crate::outcome::is_json;
 
 /// Whether a response body may be worth reading ahead to judge the response: JSON, and not
 /// announced as larger than `limit`. A body whose size is unknown (chunked) qualifies: it is
@@ -81,5 +81,43 @@ impl<B: Body> Future for Peek<B> {
             whole: ended.then(|| read.clone()),
             body: ResponseBody::peeked(read, trailers, rest),
         }))
+    }
+}
+
+/// Whether the response says its body is JSON (`application/json`, or any `+json` type).
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_recognised_by_its_media_type() {
+        for (content_type, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("application/vnd.api+JSON", true),
+            ("text/json", false),
+            ("application/jsonx", false),
+            ("text/plain", false),
+            ("+json", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+            assert_eq!(is_json(&headers), json, "{content_type}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::response::Parts;
 use http::{HeaderMap, StatusCode};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -330,20 +330,6 @@ impl<'de> Visitor<'de> for EnvelopeFields {
     }
 }
 
-/// Whether the response says its body is JSON (`application/json`, or any `+json` type).
-pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    let Some((kind, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    kind.eq_ignore_ascii_case("application")
-        && (subtype.eq_ignore_ascii_case("json")
-            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
-}
-
 /// `Retry-After` as a delay: delta-seconds, or an HTTP date (a date in the past is no delay).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -396,24 +382,6 @@ mod tests {
             let head = head(429, &[("retry-after", value)]);
             assert_eq!(retry_after(&head.headers, now), expected, "{value:?}");
         }
-    }
-
-    #[test]
-    fn json_is_recognised_by_its_media_type() {
-        for (content_type, json) in [
-            ("application/json", true),
-            ("Application/JSON; charset=utf-8", true),
-            ("application/problem+json", true),
-            ("application/vnd.api+JSON", true),
-            ("text/json", false),
-            ("application/jsonx", false),
-            ("text/plain", false),
-            ("+json", false),
-        ] {
-            let head = head(200, &[("content-type", content_type)]);
-            assert_eq!(is_json(&head.headers), json, "{content_type}");
-        }
-        assert!(!is_json(&head(200, &[]).headers));
     }
 
     #[test]

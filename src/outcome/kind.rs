@@ -40,6 +40,26 @@ pub enum OutcomeKind {
     ClientError,
 }
 
+impl OutcomeKind {
+    /// How many kinds there are: `kind as usize` is below this.
+    #[cfg(feature = "metrics")]
+    pub(crate) const COUNT: usize = 8;
+
+    /// The kind as a metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::CredentialRejected => "credential_rejected",
+            Self::CredentialMissing => "credential_missing",
+            Self::Forbidden => "forbidden",
+            Self::Banned => "banned",
+            Self::RateLimited => "rate_limited",
+            Self::Transient => "transient",
+            Self::ClientError => "client_error",
+        }
+    }
+}
+
 impl Outcome {
     /// An outcome of `kind` for a response with `status`.
     pub fn new(kind: OutcomeKind, status: StatusCode) -> Self {

@@ -23,7 +23,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 pub struct ClassifyLayer<C> {
     classifier: Arc<C>,
     body_limit: usize,
-    outcomes: crate::metrics::OutcomeCounters,
+    outcomes: super::OutcomeCounters,
 }
 
 impl<C: Classifier> ClassifyLayer<C> {

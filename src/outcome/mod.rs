@@ -50,15 +50,16 @@
 //! [`erathos`](crate::providers::erathos::classifier) ones.
 
 mod classifier;
+mod counters;
 mod error;
 mod kind;
 pub(crate) mod layer;
 mod policy;
 
-pub(crate) use self::classifier::is_json;
 #[cfg(feature = "reqwest-middleware")]
 pub(crate) use self::classifier::retry_after;
 pub use self::classifier::{Classifier, EnvelopeClassifier, StatusClassifier, Then};
+pub(crate) use self::counters::OutcomeCounters;
 pub use self::error::{ClassifiedError, error_for_outcome};
 pub use self::kind::{Outcome, OutcomeKind};
 pub use self::layer::{DEFAULT_BODY_LIMIT, ResponseFuture};

@@ -218,7 +218,10 @@ where
             return None;
         }
         self.attempts += 1;
-        crate::metrics::retry(outcome.kind(), result.is_err());
+        crate::metrics::retry(match result {
+            Err(_) => "connection_refused",
+            Ok(_) => outcome.kind().label(),
+        });
         Some(match delay {
             Some(delay) => tokio::time::sleep(delay),
             None => self.backoff.next_backoff(),

@@ -282,7 +282,7 @@ impl Middleware for TokenAuthMiddleware {
 pub struct RetryMiddleware {
     policy: RetryPolicy,
     classifier: std::sync::Arc<dyn Classifier>,
-    outcomes: crate::metrics::OutcomeCounters,
+    outcomes: crate::outcome::OutcomeCounters,
 }
 
 impl RetryMiddleware {

@@ -342,7 +342,7 @@ impl Settings {
 
 /// Logs why a request is refused: the reason and the principal, never the credential.
 fn refused(rejection: Rejection, principal: Option<&Principal>) -> Rejection {
-    crate::metrics::server_refused(rejection);
+    crate::metrics::server_refused(rejection.label());
     tracing::info!(
         reason = %rejection,
         principal = principal.map(Principal::id),

@@ -77,6 +77,19 @@ impl Rejection {
             Self::Unavailable => "credentials cannot be checked right now, try again later",
         }
     }
+
+    /// The reason as a metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl fmt::Display for Rejection {

@@ -83,7 +83,7 @@ impl Config {
 #[derive(Clone)]
 pub(crate) struct Rejection {
     classifier: Option<Arc<dyn Classifier>>,
-    outcomes: crate::metrics::OutcomeCounters,
+    outcomes: crate::outcome::OutcomeCounters,
 }
 
 impl Rejection {

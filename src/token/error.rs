@@ -38,6 +38,20 @@ pub enum TokenErrorKind {
     Unrecoverable,
 }
 
+impl TokenErrorKind {
+    /// The kind as a metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Fetch => "fetch",
+            Self::Timeout => "timeout",
+            Self::InvalidToken => "invalid_token",
+            Self::Rejected => "rejected",
+            Self::Aborted => "aborted",
+            Self::Unrecoverable => "unrecoverable",
+        }
+    }
+}
+
 impl TokenError {
     pub(crate) fn new(kind: TokenErrorKind, source: Option<BoxError>) -> Self {
         Self {

@@ -246,7 +246,8 @@ fn fetch(inner: &Arc<Inner>) -> impl Future<Output = Result<(HeaderValue, Token)
             },
             Err(_elapsed) => Err(TokenError::new(TokenErrorKind::Timeout, None)),
         };
-        crate::metrics::token_fetch(&result, started.elapsed());
+        let error = result.as_ref().err().map(|err| err.kind().label());
+        crate::metrics::token_fetch(error, started.elapsed());
         result
     }
 }
