@@ -164,6 +164,9 @@
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 mod auth;
 pub mod body;
 mod builder;
@@ -200,7 +203,10 @@ pub use self::redirect::KeepCredentialHome;
 pub use self::secret::Secret;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub use self::server::layer::{ValidateCredential, ValidateCredentialLayer};
+pub use self::server::layer::ValidateCredentialLayer;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use self::server::service::ValidateCredential;
 pub use self::token::credential::TokenCredential;
 pub use self::token::error::TokenError;
 pub use self::token::source::{Token, TokenSource};

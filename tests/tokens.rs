@@ -258,3 +258,102 @@ fn token_flows_check_their_client_credentials_at_build() {
         assert!(!err.to_string().contains("SECRET"), "{err}");
     }
 }
+
+/// A token endpoint of the user's own, in OAuth 2.0's shape, configured with
+/// `JsonTokenEndpoint`: one fetch on first use, its lifetime read from `expires_in`, the secret
+/// sent at its pointer only, and a 401 from the endpoint unrecoverable with its message (the
+/// secret blanked out of it).
+#[tokio::test]
+async fn a_json_token_endpoint_of_ones_own_is_fetched_once_and_its_refusals_are_typed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::routing::{get as route_get, post};
+    use http::{HeaderMap, StatusCode};
+    use serde_json::{Value, json as to_json};
+    use tower_api_auth::token::JsonTokenEndpoint;
+
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&fetches);
+    let auth = axum::Router::new().route(
+        "/oauth/token",
+        post(move |Json(body): Json<Value>| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                match (&body["grant_type"], &body["credentials"]["key"]) {
+                    (Value::String(grant), Value::String(key))
+                        if grant == "api_key" && key == "right-key" =>
+                    {
+                        let answer = to_json!({ "access_token": "t-1", "expires_in": 3600 });
+                        (StatusCode::OK, Json(answer))
+                    }
+                    (_, key) => {
+                        let answer = to_json!({ "error": format!("key {key} is not known") });
+                        (StatusCode::UNAUTHORIZED, Json(answer))
+                    }
+                }
+            }
+        }),
+    );
+    let api = axum::Router::new().route(
+        "/v1/things",
+        route_get(|headers: HeaderMap| async move {
+            match headers["authorization"].to_str().unwrap() {
+                "Bearer t-1" => StatusCode::OK,
+                _ => StatusCode::UNAUTHORIZED,
+            }
+        }),
+    );
+    let (auth, api) = (
+        support::Served::start(auth).await,
+        support::Served::start(api).await,
+    );
+    let endpoint = |key: &str| {
+        JsonTokenEndpoint::new(auth.url("/oauth/token"), key.to_owned())
+            .body(to_json!({ "grant_type": "api_key" }))
+            .secret_at("/credentials/key")
+            .expires_in_at("/expires_in")
+    };
+
+    let tokens = endpoint("right-key")
+        .token_builder(client())
+        .origin(&api.base_url)
+        .build()
+        .unwrap();
+    let service = TokenAuthLayer::new(tokens.clone()).layer(client());
+    for _ in 0..3 {
+        let response = service
+            .clone()
+            .oneshot(get(api.url("/v1/things")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // The lifetime was read: a refresh is scheduled, about an hour out.
+    let advisory_in = tokens.status().advisory_in;
+    assert!(
+        advisory_in.is_some_and(|d| d > Duration::from_secs(60)),
+        "{advisory_in:?}"
+    );
+
+    let wrong = endpoint("wrong-key")
+        .token_builder(client())
+        .any_origin()
+        .build()
+        .unwrap();
+    let err = wrong.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), TokenErrorKind::Unrecoverable);
+    let refusal = std::error::Error::source(&err)
+        .unwrap()
+        .downcast_ref::<EndpointError>()
+        .unwrap();
+    assert_eq!((refusal.status, refusal.code), (401, None));
+    assert_eq!(refusal.endpoint, auth.url("/oauth/token"));
+    assert_eq!(
+        refusal.message.as_deref(),
+        Some("key \"[redacted]\" is not known")
+    );
+    assert!(!format!("{err} {err:?} {refusal}").contains("wrong-key"));
+}

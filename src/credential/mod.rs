@@ -208,35 +208,7 @@ impl CredentialBuilder {
         }
     }
 
-    /// Sends the credential to this origin (may be called for several). Takes an origin or a
-    /// base URL (`https://api.example.com/v1`): only scheme, host and port count. Replaces a
-    /// preset's default origin.
-    pub fn origin(mut self, url: impl AsRef<str>) -> Self {
-        self.rules.origin(url.as_ref());
-        self
-    }
-
-    /// Sends the credential with every request, whatever its origin, including redirects to
-    /// other hosts. Only for clients that talk to one API and nothing else (a gRPC channel to
-    /// one endpoint, say).
-    pub fn any_origin(mut self) -> Self {
-        self.rules.any_origin();
-        self
-    }
-
-    /// Removes this header from every request the credential is attached to. Akool, for one,
-    /// lets `Authorization` shadow `x-api-key`, so its preset strips `Authorization`.
-    pub fn strip_header(mut self, name: HeaderName) -> Self {
-        self.rules.strip_header(name);
-        self
-    }
-
-    /// Adds this header to requests that do not have it. Polyteia, for one, requires
-    /// `Content-Type: application/json` on every call.
-    pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.rules.default_header(name, value);
-        self
-    }
+    rules_methods!("credential");
 
     pub(crate) fn default_origin(mut self, url: &'static str) -> Self {
         self.rules.default_origin(url);

@@ -40,7 +40,7 @@ fn uri_of(request: &reqwest::Request) -> Option<Uri> {
 /// # let _ = client;
 /// # Ok::<(), tower_api_auth::CredentialError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthMiddleware {
     credential: Credential,
 }
@@ -49,14 +49,6 @@ impl AuthMiddleware {
     /// Puts `credential` on the requests bound for its origins.
     pub fn new(credential: Credential) -> Self {
         Self { credential }
-    }
-}
-
-impl fmt::Debug for AuthMiddleware {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthMiddleware")
-            .field("credential", &self.credential)
-            .finish()
     }
 }
 
@@ -108,7 +100,7 @@ impl Middleware for AuthMiddleware {
 /// # let _ = client;
 /// # Ok::<(), tower_api_auth::CredentialError>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenAuthMiddleware {
     tokens: TokenCredential,
 }
@@ -117,14 +109,6 @@ impl TokenAuthMiddleware {
     /// Attaches the tokens of `tokens` to the requests bound for its origins, replay on.
     pub fn new(tokens: TokenCredential) -> Self {
         Self { tokens }
-    }
-}
-
-impl fmt::Debug for TokenAuthMiddleware {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenAuthMiddleware")
-            .field("tokens", &self.tokens)
-            .finish()
     }
 }
 

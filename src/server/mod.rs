@@ -74,12 +74,14 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod extract;
+mod future;
 #[cfg(feature = "key-format")]
 mod key_format;
 pub(crate) mod layer;
 mod principal;
 mod reject;
 mod requirement;
+pub(crate) mod service;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod sql;
@@ -89,10 +91,10 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::axum::MissingPrincipal;
 pub use self::extract::MAX_CREDENTIAL_LEN;
+pub use self::future::ResponseFuture;
 #[cfg(feature = "key-format")]
 #[cfg_attr(docsrs, doc(cfg(feature = "key-format")))]
 pub use self::key_format::{KeyFormat, KeyFormatError, RANDOM_LEN};
-pub use self::layer::ResponseFuture;
 pub use self::principal::{KeyRecord, Principal};
 pub use self::reject::{Rejection, RejectionResponse};
 pub use self::requirement::Requirement;

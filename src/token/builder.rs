@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::header::{HeaderName, HeaderValue};
 use http::response::Parts;
 
 use super::credential::{Inner, State, TokenCredential};
@@ -181,31 +180,7 @@ impl TokenCredentialBuilder {
         self
     }
 
-    /// Sends the token to this origin (may be called for several); see
-    /// [`CredentialBuilder::origin`](crate::CredentialBuilder::origin).
-    pub fn origin(mut self, url: impl AsRef<str>) -> Self {
-        self.rules.origin(url.as_ref());
-        self
-    }
-
-    /// Sends the token with every request, whatever its origin; see
-    /// [`CredentialBuilder::any_origin`](crate::CredentialBuilder::any_origin).
-    pub fn any_origin(mut self) -> Self {
-        self.rules.any_origin();
-        self
-    }
-
-    /// Removes this header from every request the token is attached to.
-    pub fn strip_header(mut self, name: HeaderName) -> Self {
-        self.rules.strip_header(name);
-        self
-    }
-
-    /// Adds this header to requests that do not have it.
-    pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.rules.default_header(name, value);
-        self
-    }
+    rules_methods!("token");
 
     /// How long before a known expiry a background refresh starts while requests keep using
     /// the token (the advisory window). Default: sized by the token's lifetime, 5 min for

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::builder::{Config, Rejection};
-use super::{TokenCredentialBuilder, TokenErrorKind};
+use super::{Current, TokenCredentialBuilder, TokenErrorKind, TokenStatus, Window};
 use crate::credential::Rules;
 use crate::{CredentialError, Token, TokenError, TokenSource};
 
@@ -64,98 +64,6 @@ pub(super) struct Inner {
     /// Where fetched tokens are shared with other processes, if anywhere.
     #[cfg(feature = "token-store")]
     pub(super) store: Option<super::store::Attached>,
-}
-
-/// A cached token, as requests see it.
-#[derive(Debug)]
-pub(crate) struct Current {
-    pub(crate) generation: u64,
-    pub(crate) value: HeaderValue,
-    pub(super) expires_at: Option<Instant>,
-    /// From here on, requests wait for a refresh (the mandatory window).
-    pub(super) mandatory_at: Option<Instant>,
-    /// From here on, a background refresh runs (the advisory window).
-    pub(super) advisory_at: Option<Instant>,
-    /// Fetched because the previous token was rejected: a rejection of this one is rate-limited.
-    pub(super) after_rejection: bool,
-    /// [`DUE_INVALIDATED`] once rejected or invalidated (the next request waits for a refresh,
-    /// and keeps this token if the refresh fails: static stability), [`DUE_TIMED`] when
-    /// `mandatory_at` is set: zero, the common case, says "no refresh due" in one load.
-    due: AtomicU8,
-    /// A request went out with this token past its expiry, and it was logged.
-    warned_stale: AtomicBool,
-    /// Its generation in the token store, when it is stored there.
-    #[cfg_attr(not(feature = "token-store"), allow(dead_code))]
-    pub(super) stored: Option<u64>,
-}
-
-/// [`Current::due`]: invalidated.
-const DUE_INVALIDATED: u8 = 1;
-/// [`Current::due`]: a mandatory window is set.
-const DUE_TIMED: u8 = 2;
-
-impl Current {
-    pub(super) fn new(
-        generation: u64,
-        value: HeaderValue,
-        windows: Option<(Instant, Instant, Instant)>,
-        after_rejection: bool,
-        stored: Option<u64>,
-    ) -> Self {
-        Self {
-            generation,
-            value,
-            advisory_at: windows.map(|(advisory, _, _)| advisory),
-            mandatory_at: windows.map(|(_, mandatory, _)| mandatory),
-            expires_at: windows.map(|(_, _, expires)| expires),
-            after_rejection,
-            due: AtomicU8::new(if windows.is_some() { DUE_TIMED } else { 0 }),
-            warned_stale: AtomicBool::new(false),
-            stored,
-        }
-    }
-
-    /// Whether a request must not use this token without trying to refresh it first: it was
-    /// invalidated, or its mandatory window has begun. Reads the clock only for a token whose
-    /// expiry is known.
-    #[inline]
-    pub(crate) fn refresh_due(&self) -> bool {
-        let due = self.due.load(Ordering::Relaxed);
-        due != 0
-            && (due & DUE_INVALIDATED != 0
-                || self
-                    .mandatory_at
-                    .is_some_and(|mandatory_at| Instant::now() >= mandatory_at))
-    }
-
-    /// Whether the token was rejected or invalidated.
-    pub(super) fn invalidated(&self) -> bool {
-        self.due.load(Ordering::Relaxed) & DUE_INVALIDATED != 0
-    }
-
-    /// Marks the token rejected or invalidated; returns whether it already was.
-    pub(super) fn invalidate(&self) -> bool {
-        self.due.fetch_or(DUE_INVALIDATED, Ordering::Relaxed) & DUE_INVALIDATED != 0
-    }
-
-    /// Whether the token's known expiry has passed.
-    pub(super) fn expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|expires_at| now >= expires_at)
-    }
-
-    /// Says once per token, at WARN, that it is being sent past its expiry.
-    pub(super) fn warn_if_stale(&self, now: Instant) {
-        if self.expired(now) {
-            crate::metrics::token_stale_served();
-        }
-        if self.expired(now) && !self.warned_stale.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                generation = self.generation,
-                "no new access token could be fetched: sending the cached one past its expiry \
-                 (static stability)"
-            );
-        }
-    }
 }
 
 /// The fetch under way, shared by every request waiting for it.
@@ -359,46 +267,6 @@ impl fmt::Debug for TokenCredential {
             .field("token", &format_args!("[redacted]"))
             .finish()
     }
-}
-
-/// Where a [`TokenCredential`]'s cached token stands; see [`TokenCredential::status`], and the
-/// example of [`Unrecoverable`](super::Unrecoverable) for one read after a failed fetch.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct TokenStatus {
-    /// The window the cached token is in.
-    pub window: Window,
-    /// How long until the advisory window begins (zero once it has), when the expiry is known.
-    pub advisory_in: Option<Duration>,
-    /// How long until the next fetch may start, while a failed one backs off (or an
-    /// unrecoverable error is held).
-    pub fetch_not_before: Option<Duration>,
-    /// The last fetch error, if the last fetch failed.
-    pub last_error: Option<TokenError>,
-    /// The last problem with the [token store](super::store::TokenStore), if one is configured and
-    /// ever failed (kept after it recovers; the log says when it did).
-    #[cfg(feature = "token-store")]
-    pub store_error: Option<super::store::StoreError>,
-}
-
-/// The windows of a token's life; see [`TokenCredentialBuilder::advisory_window`] and
-/// [`TokenCredentialBuilder::mandatory_window`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Window {
-    /// No token is cached.
-    Empty,
-    /// Cached and used as it is (or its expiry is unknown).
-    Fresh,
-    /// Cached and used; a background refresh is due.
-    Advisory,
-    /// Requests wait for a refresh before using it.
-    Mandatory,
-    /// Past its expiry: served only while refreshing fails (static stability).
-    Expired,
-    /// Rejected by the API, or [`invalidate`](TokenCredential::invalidate)d: the next request
-    /// waits for a refresh; served only while refreshing fails (static stability).
-    Invalidated,
 }
 
 /// Lets an `arc_swap::Cache` reach the cached token.

@@ -11,7 +11,8 @@ use http::HeaderValue;
 use tokio::time::Instant;
 use tower::util::rng::{HasherRng, Rng};
 
-use super::credential::{Current, Flight, Inner, State, lock};
+use super::Current;
+use super::credential::{Flight, Inner, State, lock};
 use super::{TokenErrorKind, Unrecoverable};
 use crate::{Token, TokenError};
 

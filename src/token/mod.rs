@@ -31,11 +31,13 @@
 
 mod builder;
 pub(crate) mod credential;
+mod current;
 mod endpoint;
 pub(crate) mod error;
 mod flight;
 mod refresh;
 pub(crate) mod source;
+mod status;
 #[cfg(feature = "token-store")]
 pub mod store;
 #[cfg(test)]
@@ -43,8 +45,9 @@ mod tests;
 
 pub(crate) use self::builder::Rejection;
 pub use self::builder::TokenCredentialBuilder;
-pub(crate) use self::credential::{Acquire, Current, CurrentCell, Flight};
-pub use self::credential::{TokenStatus, Window};
+pub(crate) use self::credential::{Acquire, CurrentCell, Flight};
+pub(crate) use self::current::Current;
 pub use self::endpoint::{EndpointError, HttpClient, JsonTokenEndpoint};
 pub use self::error::TokenErrorKind;
 pub use self::source::Unrecoverable;
+pub use self::status::{TokenStatus, Window};

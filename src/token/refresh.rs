@@ -7,7 +7,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tower::util::rng::{HasherRng, Rng};
 
-use super::credential::{Current, Inner, lock};
+use super::Current;
+use super::credential::{Inner, lock};
 
 impl Inner {
     /// Spawns the task that refreshes `current` in its advisory window, while requests keep

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::response::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 use http_body_util::combinators::Collect;
 use pin_project_lite::pin_project;
 use tower::{BoxError, Service};
 
+use super::judge::{Verdict, judge};
 use crate::body::{Peek, ResponseBody, clone_with_body, rebuild, worth_peeking};
-use crate::outcome::Outcome;
 use crate::token::{Acquire, Current, Flight, Rejection};
 use crate::{TokenCredential, TokenError};
 
@@ -24,18 +24,18 @@ use crate::{TokenCredential, TokenError};
 /// reserve), boxed so that the cached path's future stays small.
 pub(super) struct Pending<S, B> {
     /// A clone of the inner service, made ready only when there is something to send.
-    inner: S,
+    pub(super) inner: S,
     /// What to send next, once `inner` is ready.
-    request: Option<Request<B>>,
+    pub(super) request: Option<Request<B>>,
     /// A copy to replay if the API rejects the token; `None` when the body cannot be copied,
     /// and once it has been replayed.
-    copy: Option<Request<B>>,
-    tokens: TokenCredential,
+    pub(super) copy: Option<Request<B>>,
+    pub(super) tokens: TokenCredential,
     /// The generation of the token the request went out with.
-    generation: u64,
+    pub(super) generation: u64,
     /// Whether answers are judged (replay on); `false` hands every answer back as it is.
     judge: bool,
-    replayed: bool,
+    pub(super) replayed: bool,
 }
 
 impl<S, B> Pending<S, B> {
@@ -206,109 +206,6 @@ where
 {
     pub(super) fn new(state: State<S, B, ResBody>) -> Self {
         Self { state }
-    }
-}
-
-/// What a judged answer leads to.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "returned and matched at once, never stored: boxing would only add an allocation"
-)]
-enum Verdict<S, B, ResBody>
-where
-    S: Service<Request<B>>,
-    B: Body,
-{
-    Answer(Response<ResponseBody<ResBody>>),
-    Next(State<S, B, ResBody>),
-}
-
-/// Judges an answer: hands it back, or replays the request with a new token. The response
-/// carries the credential classifier's [`Outcome`] (unless an inner layer put one there), so a
-/// caller handed a final rejection reads the provider's status, code and message, and its body.
-fn judge<S, B, ResBody>(
-    mut head: Parts,
-    whole: Option<&[u8]>,
-    body: ResponseBody<ResBody>,
-    mut pending: Box<Pending<S, B>>,
-) -> Verdict<S, B, ResBody>
-where
-    S: Service<Request<B>>,
-    B: Body,
-{
-    let tokens = &pending.tokens;
-    let verdict = tokens.rejection().classify(&head, whole);
-    let rejected = match (&verdict, head.extensions.get::<Outcome>()) {
-        (_, Some(inner)) if inner.refetch_warranted() => true,
-        (Some(outcome), _) => outcome.refetch_warranted(),
-        (None, _) => head.status == StatusCode::UNAUTHORIZED,
-    };
-    if let Some(outcome) = verdict.filter(|_| head.extensions.get::<Outcome>().is_none()) {
-        if cfg!(feature = "metrics") {
-            tokens.rejection().count(&outcome);
-        }
-        head.extensions.insert(outcome);
-    }
-    let response = Response::from_parts(head, body);
-    if !rejected {
-        return Verdict::Answer(response);
-    }
-    crate::metrics::token_rejected();
-    let generation = pending.generation;
-    if pending.replayed {
-        tracing::warn!(
-            generation,
-            "the replayed request was rejected too; handing back the API's answer"
-        );
-        return Verdict::Answer(response);
-    }
-    let Some(copy) = pending.copy.take() else {
-        // Not replayable: the requests after this one get a new token (the refetch runs in a
-        // task of its own), and this one gets the API's answer.
-        tracing::debug!(
-            generation,
-            "token rejected; the request body cannot be sent again, so it is not replayed"
-        );
-        drop(tokens.reject(generation));
-        return Verdict::Answer(response);
-    };
-    tracing::debug!(
-        generation,
-        "token rejected; replaying the request once with a new token"
-    );
-    match tokens.reject(generation) {
-        // The same token: refreshing failed a moment ago and backs off. Sending it again
-        // would be rejected again.
-        Acquire::Ready(token) if token.generation == generation => {
-            tracing::debug!(
-                generation,
-                "no new token to replay with; handing back the API's answer"
-            );
-            Verdict::Answer(response)
-        }
-        Acquire::Ready(token) => {
-            pending.request = Some(copy);
-            pending.replayed = true;
-            Verdict::Next(State::Readying {
-                token: Some(token),
-                pending: Some(pending),
-            })
-        }
-        Acquire::Wait(flight) => {
-            pending.request = Some(copy);
-            pending.replayed = true;
-            Verdict::Next(State::Waiting {
-                flight,
-                pending: Some(pending),
-                rejected: Some(Box::new(response)),
-            })
-        }
-        Acquire::Refused(error) => {
-            // Refetching is rate-limited (a freshly fetched token was rejected again): the
-            // API's answer is the most useful thing to hand back.
-            tracing::warn!(generation, error = %error, "token rejected; not replayed");
-            Verdict::Answer(response)
-        }
     }
 }
 

@@ -49,6 +49,7 @@
 mod attach;
 mod future;
 mod gate;
+mod judge;
 pub(crate) mod layer;
 
 pub use self::attach::{AttachFuture, AttachToken, AttachTokenLayer};
