@@ -317,7 +317,7 @@ impl<'de> Visitor<'de> for EnvelopeFields {
             } else if key == self.message {
                 // Read as any value, so that a message that is not a string (an object, an
                 // array) is no message, and the rest of the envelope, its code included, is still
-                // read (tests/fuzz_regressions.rs).
+                // read (tests/it/fuzz_regressions.rs).
                 envelope.message = match map.next_value::<serde_json::Value>()? {
                     serde_json::Value::String(message) => Some(message),
                     _ => None,

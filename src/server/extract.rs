@@ -34,7 +34,7 @@ pub(crate) fn credential<'h>(
         let credential = match placement.scheme() {
             None => first.as_bytes(),
             // Every value is searched: an `Authorization` with another scheme must not hide one
-            // with this scheme behind it (tests/fuzz_regressions.rs).
+            // with this scheme behind it (tests/it/fuzz_regressions.rs).
             Some(scheme) => match values
                 .iter()
                 .find_map(|value| strip_scheme(value.as_bytes(), scheme))
