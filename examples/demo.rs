@@ -26,9 +26,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, Outcome};
-use tower_api_auth::mock::{MockProviders, MockServer};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{AuthLayer, Credential, TokenAuthLayer};
+use tower_api_auth_mock::{MockProviders, MockServer};
 use tracing_subscriber::EnvFilter;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;

@@ -15,9 +15,9 @@ use http_body_util::BodyExt;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_api_auth::ServiceBuilderExt;
 use tower_api_auth::classify::Outcome;
-use tower_api_auth::mock::MockProviders;
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::ReqwestService;
+use tower_api_auth_mock::MockProviders;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -126,7 +126,8 @@
 //! [`providers`] holds a module per provider — Akkio, Polyteia, Erathos, Akool — with its
 //! credential presets, its token exchange where it has one, and its classifier; each has a
 //! runnable example in `examples/` that calls the real API when its credentials are in the
-//! environment and a loopback stand-in otherwise.
+//! environment and a loopback stand-in otherwise. The stand-ins are the crate
+//! `tower-api-auth-mock`, for your own offline tests too.
 //!
 //! # Modules
 //!
@@ -141,7 +142,6 @@
 //! - [`providers`]: presets for Akkio, Polyteia, Erathos and Akool.
 //! - [`server`] (feature `server`, on by default): validate incoming credentials against a key
 //!   store, in axum apps and any tower server.
-//! - [`mock`] (feature `mock`): loopback stand-ins of the four providers, for offline tests.
 //! - [`reqwest`] (features `reqwest`, `reqwest-middleware`): the layers around a
 //!   `reqwest::Client`, and `reqwest_middleware` middleware.
 //! - [`metrics`] (feature `metrics`): the metrics the crate records, and their names.
@@ -150,7 +150,6 @@
 //!
 //! - `server` (default): the [`server`] module (pulls in `sha2` and `subtle`).
 //! - `axum`: the server side's `Principal` extractor for axum handlers.
-//! - `mock`: the loopback stand-ins in [`mock`] (implies `axum`).
 //! - `tonic`: [`TokenAuthLayer`] around a tonic `Channel` (its request body is buffered for a
 //!   replay).
 //! - `follow-redirect`: `client::KeepCredentialHome`, a tower-http redirect policy that keeps the
@@ -174,9 +173,6 @@ pub mod credential;
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
-#[cfg(feature = "mock")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
-pub mod mock;
 pub mod providers;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]

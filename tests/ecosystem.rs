@@ -14,10 +14,10 @@ use support::{CapturedLogs, HttpClient, Served, client, client_h2, get, json, po
 use tower::buffer::Buffer;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::{Classify, Outcome};
-use tower_api_auth::mock::{MockProviders, MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool, polyteia};
 use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal, ValidateCredential};
 use tower_api_auth::{Auth, Placement, ServiceBuilderExt, TokenAuth};
+use tower_api_auth_mock::{MockProviders, MockServer, Provider};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use tracing::Level;

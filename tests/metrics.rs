@@ -13,9 +13,9 @@ use tower::retry::RetryLayer;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::{ClassifyLayer, Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::metrics as names;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool};
 use tower_api_auth::{AuthLayer, TokenAuthLayer};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{CannedServer, client, get, post_json};
 

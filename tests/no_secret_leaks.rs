@@ -3,9 +3,9 @@
 mod support;
 
 use tower::{ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{Auth, AuthLayer, Credential, Placement, Secret};
+use tower_api_auth_mock::{MockServer, Provider};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, TraceLayer};
 use tracing::Level;
 
@@ -136,13 +136,13 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
     use http::header::AUTHORIZATION;
     use tower::Layer;
     use tower_api_auth::classify::{ClassifyLayer, error_for_outcome};
-    use tower_api_auth::mock::MockProviders;
-    use tower_api_auth::mock::TokenFault;
     use tower_api_auth::server::{
         KeyDigest, KeyRecord, MemoryKeyStore, Principal, ValidateCredentialLayer,
     };
     use tower_api_auth::token::{Token, TokenCredential, TokenErrorKind};
     use tower_api_auth::{ServiceBuilderExt, TokenAuthLayer};
+    use tower_api_auth_mock::MockProviders;
+    use tower_api_auth_mock::TokenFault;
 
     let logs = CapturedLogs::default();
     let _guard = logs.install();

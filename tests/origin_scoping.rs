@@ -5,9 +5,9 @@ mod support;
 use http::StatusCode;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_api_auth::client::KeepCredentialHome;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akkio;
 use tower_api_auth::{AuthLayer, Credential, CredentialError};
+use tower_api_auth_mock::{MockServer, Provider};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
 use support::{client, get};

@@ -12,10 +12,10 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::classify::{Outcome, OutcomeKind};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::ReqwestService;
 use tower_api_auth::{AuthLayer, ServiceBuilderExt, TokenAuthLayer};
+use tower_api_auth_mock::{MockServer, Provider};
 
 fn http() -> ReqwestService {
     ReqwestService::new(reqwest::Client::new())

@@ -5,9 +5,9 @@ mod support;
 use http::HeaderValue;
 use tokio::sync::{mpsc, watch};
 use tower::{Layer, Service, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akkio;
 use tower_api_auth::{AuthLayer, CredentialError};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{client, get};
 

@@ -29,9 +29,9 @@ use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_api_auth::body::ResponseBody;
 use tower_api_auth::client::TokenAuthLayer;
-use tower_api_auth::mock::{MockServer, Provider, TokenFault};
 use tower_api_auth::providers::{akool, polyteia};
 use tower_api_auth::token::{Token, TokenCredential, TokenError, TokenErrorKind};
+use tower_api_auth_mock::{MockServer, Provider, TokenFault};
 
 use support::{HttpClient, client, client_h2, get, json, post_json};
 

@@ -12,9 +12,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, ServiceExt};
 use tower_api_auth::client::TokenAuthLayer;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::polyteia;
 use tower_api_auth::token::{Token, TokenCredential};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{client, json, post_json};
 

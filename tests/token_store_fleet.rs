@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tower_api_auth::mock::{MockServer, Provider};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::redis::RedisServer;
 

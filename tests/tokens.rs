@@ -10,9 +10,9 @@ use futures::FutureExt;
 use tokio::sync::Barrier;
 use tower::{Layer, ServiceExt};
 use tower_api_auth::client::TokenAuthLayer;
-use tower_api_auth::mock::{MockServer, Provider, TokenFault};
 use tower_api_auth::providers::{akool, polyteia};
 use tower_api_auth::token::{TokenError, TokenErrorKind};
+use tower_api_auth_mock::{MockServer, Provider, TokenFault};
 
 use support::{client, client_h2, get, json, post_json};
 

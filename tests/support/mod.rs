@@ -1,5 +1,5 @@
 //! What the integration tests share: a real hyper-util client and request helpers. The servers
-//! are the crate's own loopback provider stand-ins (`tower_api_auth::mock`).
+//! are the crate's own loopback provider stand-ins (the crate `tower-api-auth-mock`, in `mock/`).
 #![allow(dead_code, unreachable_pub)]
 
 #[cfg(feature = "redis")]
