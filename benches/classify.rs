@@ -6,16 +6,17 @@
 //! future, and reads the whole body, as a caller would.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use tower_api_auth::ClassifyLayer;
 use tower_api_auth::providers::akool;
+
+mod support;
 
 /// An inner service answering `body` with `content_type` at once.
 fn server(
@@ -39,22 +40,8 @@ where
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
-    let response = service
-        .ready()
-        .now_or_never()
-        .unwrap()
-        .unwrap()
-        .call(Request::new(()))
-        .now_or_never()
-        .unwrap()
-        .unwrap();
-    let body = response
-        .into_body()
-        .collect()
-        .now_or_never()
-        .unwrap()
-        .unwrap();
-    std::hint::black_box(body);
+    let service = service.ready().now_or_never().unwrap().unwrap();
+    support::read_whole(support::once(service, Request::new(())));
 }
 
 fn envelope_1k() -> Bytes {
@@ -89,10 +76,7 @@ fn bench_classify(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+    config = support::criterion();
     targets = bench_classify
 }
 criterion_main!(benches);

@@ -22,12 +22,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::{StreamExt, stream};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -37,23 +36,19 @@ use tower_api_auth::providers::akkio;
 use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
 use tower_api_auth::{Credential, Placement, ServiceBuilderAuthExt, ValidateCredentialLayer};
 
+mod support;
+
+use support::serve;
+
 const REQUESTS: usize = 256;
 const IN_FLIGHT: usize = 32;
 const KEY: &str = "sk-live-0123456789abcdef0123456789abcdef";
 
-type Body = Empty<Bytes>;
+type Body = support::Body;
 type HttpClient = Client<HttpConnector, Body>;
 
 async fn handler() -> &'static str {
     r#"{"status":"ok"}"#
-}
-
-/// Serves `router` on loopback; returns its base URL.
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    url
 }
 
 fn guarded() -> Router {
@@ -98,17 +93,8 @@ where
 }
 
 fn end_to_end(c: &mut Criterion) {
-    let one = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    compare(c, "end_to_end/1 thread", &one);
-    let two = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    compare(c, "end_to_end/2 workers", &two);
+    compare(c, "end_to_end/1 thread", &support::current_thread());
+    compare(c, "end_to_end/2 workers", &support::runtime(2));
 }
 
 /// Bare against the stacks, client and servers on `rt`.

@@ -11,18 +11,17 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tower::{Layer, Service};
 use tower_api_auth::providers::akool;
 use tower_api_auth::{Token, TokenAuthLayer, TokenCredential};
 
+mod support;
+
 const URL: &str = "https://openapi.akool.com/api/open/v3/faceswap/quota/info";
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::current_thread();
     let _runtime = rt.enter();
     // One service per variant: a classifier's counters are registered on first use, with the
     // recorder installed then.
@@ -47,14 +46,7 @@ fn bench(c: &mut Criterion) {
         let mut service = TokenAuthLayer::new(tokens).layer(inner);
         move || {
             let request = Request::get(URL).body(Full::new(Bytes::new())).unwrap();
-            let response = service.call(request).now_or_never().unwrap().unwrap();
-            let body = response
-                .into_body()
-                .collect()
-                .now_or_never()
-                .unwrap()
-                .unwrap();
-            std::hint::black_box(body);
+            support::read_whole(service.call(request).now_or_never().unwrap().unwrap());
         }
     };
 

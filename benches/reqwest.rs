@@ -8,28 +8,22 @@
 use std::convert::Infallible;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::Request;
+use http::{Request, Response};
 use http_body_util::BodyExt;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::AuthLayer;
 use tower_api_auth::providers::akkio;
 use tower_api_auth::reqwest::ReqwestService;
 
+mod support;
+
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let url = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route(
-            "/v1/things",
-            axum::routing::get(|| async { Ok::<_, Infallible>(r#"{"things":[1,2,3]}"#) }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{addr}/v1/things")
-    });
+    let rt = support::current_thread();
+    let app = axum::Router::new().route(
+        "/v1/things",
+        axum::routing::get(|| async { Ok::<_, Infallible>(r#"{"things":[1,2,3]}"#) }),
+    );
+    let url = format!("{}/v1/things", rt.block_on(support::serve(app)));
     let client = reqwest::Client::new();
     let service = ReqwestService::new(client.clone());
     let credential = akkio::api_key("bench-key")
@@ -50,13 +44,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("ReqwestService", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let request = Request::get(&url).body(reqwest::Body::default()).unwrap();
-                let response = service.clone().oneshot(request).await.unwrap();
-                std::hint::black_box(response.into_body().collect().await.unwrap().to_bytes());
-            })
-        })
+        b.iter(|| rt.block_on(get(&service, &url)))
     });
     group.bench_function("reqwest directly, X-API-Key set by hand", |b| {
         b.iter(|| {
@@ -72,15 +60,22 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("AuthLayer around ReqwestService", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let request = Request::get(&url).body(reqwest::Body::default()).unwrap();
-                let response = authed.clone().oneshot(request).await.unwrap();
-                std::hint::black_box(response.into_body().collect().await.unwrap().to_bytes());
-            })
-        })
+        b.iter(|| rt.block_on(get(&authed, &url)))
     });
     group.finish();
+}
+
+/// A GET of `url` through a clone of `service`, its whole body read.
+async fn get<S, B>(service: &S, url: &str)
+where
+    S: Service<Request<reqwest::Body>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let request = Request::get(url).body(reqwest::Body::default()).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    std::hint::black_box(response.into_body().collect().await.unwrap().to_bytes());
 }
 
 criterion_group!(benches, bench);

@@ -16,11 +16,9 @@
 //! 10 and 1,000,000 keys (filling the SQLite file with a million keys takes a while first).
 
 use std::fmt::Debug;
-use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, criterion_group, criterion_main};
-use futures::FutureExt;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::header::{ACCEPT, AUTHORIZATION, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
@@ -32,7 +30,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body, PRESENTED, SCOPE, key, sql_store, store, unknown_key};
+use support::{Bare, Body, PRESENTED, SCOPE, key, once, sql_store, store, unknown_key};
 
 const PATH: &str = "/v1/things";
 /// The store sizes compared: the cost should not depend on them.
@@ -57,16 +55,6 @@ fn plain(key: &str) -> HeaderValue {
     HeaderValue::try_from(key).unwrap()
 }
 
-/// One request through `service`, driven without a runtime (every future here is ready).
-fn once<S, B>(service: &mut S, request: Request<Body>) -> StatusCode
-where
-    S: Service<Request<Body>, Response = Response<B>>,
-    S::Error: Debug,
-{
-    let response = service.call(request).now_or_never().expect("ready");
-    std::hint::black_box(response.expect("ok")).status()
-}
-
 /// Checks that `service` answers `expected`, then times it on requests from `request`.
 fn bench<S, B>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -78,14 +66,8 @@ fn bench<S, B>(
     S: Service<Request<Body>, Response = Response<B>>,
     S::Error: Debug,
 {
-    assert_eq!(once(&mut service, request()), expected, "{name}");
-    group.bench_function(name, |b| {
-        b.iter_batched(
-            &mut request,
-            |r| once(&mut service, r),
-            BatchSize::SmallInput,
-        )
-    });
+    assert_eq!(once(&mut service, request()).status(), expected, "{name}");
+    support::bench(group, name, service, request);
 }
 
 /// tower-http's bearer check, with `ResBody = ()` as the inner service answers.
@@ -223,11 +205,7 @@ fn sql_variants<K: tower_api_auth::server::KeyStore>(
 /// The layer over a `SqlKeyStore` and over a `MemoryKeyStore` of the same keys, same run.
 fn sql(c: &mut Criterion) {
     let mut group = c.benchmark_group("server/sql");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime(1);
     let dir = tempfile::tempdir().unwrap();
     for size in [10, 1_000_000] {
         let memory = ValidateCredentialLayer::new(Placement::bearer(), store(size));
@@ -252,10 +230,7 @@ fn parts(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+    config = support::criterion();
     targets = accepted, rejected, parts, sql
 }
 criterion_main!(benches);

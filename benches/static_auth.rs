@@ -5,33 +5,19 @@
 //! (`iter_batched`); the timed part is: call the layer, await the (ready) inner future, drop
 //! the response.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use futures::FutureExt;
-use http::Request;
+use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use tower::{Layer, Service};
+use tower::Layer;
 use tower_api_auth::{AuthLayer, Credential};
 use tower_http::auth::AddAuthorizationLayer;
 use tower_http::set_header::SetRequestHeaderLayer;
 
 mod support;
 
-use support::{Bare, Body, with_typical_headers};
+use support::{Bare, bench, with_typical_headers};
 
 const URL: &str = "https://api.example.com/v1/things";
 const TOKEN: &str = "sk-0123456789abcdef0123456789abcdef";
-
-fn request(existing: usize) -> Request<Body> {
-    with_typical_headers(URL, existing)
-}
-
-fn once<S: Service<Request<Body>, Error = Infallible>>(service: &mut S, request: Request<Body>) {
-    let response = service.call(request).now_or_never().expect("ready");
-    std::hint::black_box(response.expect("infallible"));
-}
 
 fn bench_layers(c: &mut Criterion) {
     let bearer = HeaderValue::try_from(format!("Bearer {TOKEN}")).unwrap();
@@ -40,76 +26,49 @@ fn bench_layers(c: &mut Criterion) {
         .origin("https://api.example.com")
         .build()
         .unwrap();
+    let ours_custom = Credential::header(HeaderName::from_static("x-api-key"), TOKEN)
+        .any_origin()
+        .build()
+        .unwrap();
 
     for existing in [0, 8] {
         let mut group = c.benchmark_group(format!("static/{existing} existing headers"));
-        let mut bare = Bare;
-        group.bench_function("bare", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut bare, r),
-                BatchSize::SmallInput,
-            )
-        });
-        let mut add_authorization = AddAuthorizationLayer::bearer(TOKEN)
-            .as_sensitive(true)
-            .layer(Bare);
-        group.bench_function("tower-http AddAuthorization", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut add_authorization, r),
-                BatchSize::SmallInput,
-            )
-        });
-        let mut set_header =
-            SetRequestHeaderLayer::overriding(AUTHORIZATION, bearer.clone()).layer(Bare);
-        group.bench_function("tower-http SetRequestHeader", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut set_header, r),
-                BatchSize::SmallInput,
-            )
-        });
-        let mut anywhere = AuthLayer::new(ours_anywhere.clone()).layer(Bare);
-        group.bench_function("AuthLayer, any origin", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut anywhere, r),
-                BatchSize::SmallInput,
-            )
-        });
-        let mut scoped = AuthLayer::new(ours_scoped.clone()).layer(Bare);
-        group.bench_function("AuthLayer, scoped to the origin", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut scoped, r),
-                BatchSize::SmallInput,
-            )
-        });
-        let mut custom = AuthLayer::new(
-            Credential::header(HeaderName::from_static("x-api-key"), TOKEN)
-                .any_origin()
-                .build()
-                .unwrap(),
-        )
-        .layer(Bare);
-        group.bench_function("AuthLayer, X-API-Key header", |b| {
-            b.iter_batched(
-                || request(existing),
-                |r| once(&mut custom, r),
-                BatchSize::SmallInput,
-            )
-        });
+        let request = || with_typical_headers(URL, existing);
+        bench(&mut group, "bare", Bare, request);
+        let add_authorization = AddAuthorizationLayer::bearer(TOKEN).as_sensitive(true);
+        let set_header = SetRequestHeaderLayer::overriding(AUTHORIZATION, bearer.clone());
+        let layers = [
+            ("AuthLayer, any origin", ours_anywhere.clone()),
+            ("AuthLayer, scoped to the origin", ours_scoped.clone()),
+            ("AuthLayer, X-API-Key header", ours_custom.clone()),
+        ];
+        bench(
+            &mut group,
+            "tower-http AddAuthorization",
+            add_authorization.layer(Bare),
+            request,
+        );
+        bench(
+            &mut group,
+            "tower-http SetRequestHeader",
+            set_header.layer(Bare),
+            request,
+        );
+        for (name, credential) in layers {
+            bench(
+                &mut group,
+                name,
+                AuthLayer::new(credential).layer(Bare),
+                request,
+            );
+        }
         group.finish();
     }
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+    config = support::criterion();
     targets = bench_layers
 }
 criterion_main!(benches);

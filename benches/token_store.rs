@@ -8,10 +8,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use futures::FutureExt;
+use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
-use tower::{Layer, Service};
+use tower::Layer;
 use tower_api_auth::token::store::TokenStore;
 use tower_api_auth::{Secret, Token, TokenAuthLayer, TokenCredential};
 
@@ -46,11 +45,7 @@ fn credential(runtime: &tokio::runtime::Runtime, store: Option<TokenStore>) -> T
 }
 
 fn cached_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime(1);
     let dir = tempfile::tempdir().unwrap();
     let redis = redis_server::RedisServer::start("the redis row of benches/token_store.rs");
     let mut variants = vec![
@@ -66,17 +61,8 @@ fn cached_path(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("token store/cached path");
     for (name, tokens) in variants {
-        let mut service = TokenAuthLayer::new(tokens).without_replay().layer(Bare);
-        group.bench_function(name, |b| {
-            b.iter_batched(
-                request,
-                |request| {
-                    let response = service.call(request).now_or_never().expect("ready");
-                    std::hint::black_box(response.expect("ok"));
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        let service = TokenAuthLayer::new(tokens).without_replay().layer(Bare);
+        support::bench(&mut group, name, service, request);
     }
     group.finish();
 }

@@ -5,6 +5,7 @@
 //! Run: `cargo bench --bench tokens`.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use futures::FutureExt;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
+use tokio::runtime::Runtime;
 use tower::retry::RetryLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_auth::providers::akool;
@@ -25,7 +26,7 @@ use tower_api_auth::{
 
 mod support;
 
-use support::{Bare, Body, CopyForRetry};
+use support::{Bare, Body, CopyForRetry, once};
 
 const URL: &str = "https://api.example.com/v1/things";
 
@@ -57,14 +58,13 @@ fn request() -> Request<Body> {
     Request::get(URL).body(Body::new()).unwrap()
 }
 
-/// One request through `service`, driven without a runtime (every future here is ready).
-fn once<S>(service: &mut S, request: Request<Body>)
+/// `service` as a closure that sends one request through it, driven without a runtime.
+fn boxed<S>(mut service: S) -> Call
 where
-    S: Service<Request<Body>>,
+    S: Service<Request<Body>> + Send + 'static,
     S::Error: std::fmt::Debug,
 {
-    let response = service.call(request).now_or_never().expect("ready");
-    std::hint::black_box(response.expect("ok"));
+    Box::new(move |request| drop(once(&mut service, request)))
 }
 
 fn cached_token() -> TokenCredential {
@@ -123,42 +123,29 @@ impl Shared {
     /// A service of variant `index` (see `NAMES`), as a closure that sends one request.
     fn variant(&self, index: usize) -> Call {
         match index {
-            0 => {
-                let mut s = Bare;
-                Box::new(move |r| once(&mut s, r))
-            }
-            1 => {
-                let mut s = AuthLayer::new(self.credential.clone()).layer(Bare);
-                Box::new(move |r| once(&mut s, r))
-            }
-            2 => {
-                let layer = TokenAuthLayer::new(self.tokens.clone()).without_replay();
-                let mut s = layer.layer(Bare);
-                Box::new(move |r| once(&mut s, r))
-            }
-            3 => {
-                let mut s = TokenAuthLayer::new(self.tokens.clone()).layer(Bare);
-                Box::new(move |r| once(&mut s, r))
-            }
-            4 => {
-                let mut s = RwLockAuth {
-                    inner: Bare,
-                    token: Arc::clone(&self.lock),
-                };
-                Box::new(move |r| once(&mut s, r))
-            }
-            6 => {
-                let layer = TokenAuthLayer::new(self.expiring.clone()).without_replay();
-                let mut s = layer.layer(Bare);
-                Box::new(move |r| once(&mut s, r))
-            }
-            _ => {
-                let mut s = ServiceBuilder::new()
+            0 => boxed(Bare),
+            1 => boxed(AuthLayer::new(self.credential.clone()).layer(Bare)),
+            2 => boxed(
+                TokenAuthLayer::new(self.tokens.clone())
+                    .without_replay()
+                    .layer(Bare),
+            ),
+            3 => boxed(TokenAuthLayer::new(self.tokens.clone()).layer(Bare)),
+            4 => boxed(RwLockAuth {
+                inner: Bare,
+                token: Arc::clone(&self.lock),
+            }),
+            6 => boxed(
+                TokenAuthLayer::new(self.expiring.clone())
+                    .without_replay()
+                    .layer(Bare),
+            ),
+            _ => boxed(
+                ServiceBuilder::new()
                     .layer(RetryLayer::new(CopyForRetry))
                     .layer(AuthLayer::new(self.credential.clone()))
-                    .service(Bare);
-                Box::new(move |r| once(&mut s, r))
-            }
+                    .service(Bare),
+            ),
         }
     }
 }
@@ -212,44 +199,21 @@ fn two_thread_run(index: usize, iters: u64) -> Duration {
 /// 10,000 callers arrive at a cold cache at once; one fetch serves them all.
 fn cold_start(c: &mut Criterion) {
     const CALLERS: usize = 10_000;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime(2);
     let mut group = c.benchmark_group("token/cold start");
     group.sample_size(10);
     let fetches = Arc::new(AtomicUsize::new(0));
     let mut runs = 0;
     group.bench_function("10,000 concurrent callers", |b| {
         b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let counter = Arc::clone(&fetches);
-                let tokens = TokenCredential::builder(move || {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    async {
-                        tokio::task::yield_now().await;
-                        Ok::<_, Infallible>(Token::new("token"))
-                    }
-                })
-                .any_origin()
-                .build()
-                .unwrap();
-                let api = TokenAuthLayer::new(tokens).layer(Bare);
-                runs += 1;
-                elapsed += runtime.block_on(async {
-                    let start = Instant::now();
-                    let callers: Vec<_> = (0..CALLERS)
-                        .map(|_| tokio::spawn(api.clone().oneshot(request())))
-                        .collect();
-                    for caller in callers {
-                        caller.await.unwrap().unwrap();
-                    }
-                    start.elapsed()
+            runs += iters;
+            runs_at_once(&runtime, iters, CALLERS, || {
+                let tokens = counted(&fetches, || async {
+                    tokio::task::yield_now().await;
+                    Ok(Token::new("token"))
                 });
-            }
-            elapsed
+                TokenAuthLayer::new(tokens).layer(Bare)
+            })
         })
     });
     group.finish();
@@ -259,15 +223,59 @@ fn cold_start(c: &mut Criterion) {
     );
 }
 
+/// A credential for any origin whose every fetch is counted in `fetches`, then runs `fetch`.
+fn counted<F, Fut>(fetches: &Arc<AtomicUsize>, fetch: F) -> TokenCredential
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Token, Infallible>> + Send + 'static,
+{
+    let fetches = Arc::clone(fetches);
+    TokenCredential::builder(move || {
+        fetches.fetch_add(1, Ordering::Relaxed);
+        fetch()
+    })
+    .any_origin()
+    .build()
+    .unwrap()
+}
+
+/// `iters` runs on `runtime`, each with a new service from `service` (built before its run is
+/// timed): the time `callers` requests take, each through its own clone of the service in a
+/// task of its own, all spawned at once.
+fn runs_at_once<S>(
+    runtime: &Runtime,
+    iters: u64,
+    callers: usize,
+    mut service: impl FnMut() -> S,
+) -> Duration
+where
+    S: Service<Request<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: std::fmt::Debug + Send + 'static,
+{
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..iters {
+        let service = service();
+        elapsed += runtime.block_on(async {
+            let start = Instant::now();
+            let callers: Vec<_> = (0..callers)
+                .map(|_| tokio::spawn(service.clone().oneshot(request())))
+                .collect();
+            for caller in callers {
+                caller.await.unwrap().unwrap();
+            }
+            start.elapsed()
+        });
+    }
+    elapsed
+}
+
 /// 10,000 requests in flight when the API starts rejecting their token with Akool's code 1101
 /// in an HTTP 200: one refetch, one replay each.
 fn expiry_under_load(c: &mut Criterion) {
     const IN_FLIGHT: usize = 10_000;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime(2);
     // Answers 1101 to the first token, 1000 to any other.
     let api = tower::service_fn(|request: Request<Body>| {
         let expired = request.headers()[AUTHORIZATION] == "Bearer expired";
@@ -288,34 +296,15 @@ fn expiry_under_load(c: &mut Criterion) {
     let mut runs = 0;
     group.bench_function("10,000 in flight, one 1101", |b| {
         b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let counter = Arc::clone(&refetches);
-                let tokens = TokenCredential::builder(move || {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    async { Ok::<_, Infallible>(Token::new("fresh")) }
-                })
-                .any_origin()
-                .build()
-                .unwrap();
+            runs += iters;
+            runs_at_once(&runtime, iters, IN_FLIGHT, || {
+                let tokens = counted(&refetches, || async { Ok(Token::new("fresh")) });
                 tokens.swap(Token::new("expired")).unwrap();
-                let service = ServiceBuilder::new()
+                ServiceBuilder::new()
                     .layer(TokenAuthLayer::new(tokens))
                     .layer(ClassifyLayer::new(akool::classifier()))
-                    .service(api);
-                runs += 1;
-                elapsed += runtime.block_on(async {
-                    let start = Instant::now();
-                    let callers: Vec<_> = (0..IN_FLIGHT)
-                        .map(|_| tokio::spawn(service.clone().oneshot(request())))
-                        .collect();
-                    for caller in callers {
-                        caller.await.unwrap().unwrap();
-                    }
-                    start.elapsed()
-                });
-            }
-            elapsed
+                    .service(api)
+            })
         })
     });
     group.finish();
@@ -327,10 +316,7 @@ fn expiry_under_load(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50);
+    config = support::criterion();
     targets = one_thread, two_threads, cold_start, expiry_under_load
 }
 criterion_main!(benches);

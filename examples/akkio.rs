@@ -21,39 +21,28 @@ use std::process::ExitCode;
 use http::Request;
 use tower::{BoxError, ServiceBuilder};
 use tower_api_auth::ServiceBuilderAuthExt;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::akkio;
+use tower_api_auth_mock::Provider;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    live::init_tracing();
-    live::exit_code(run().await)
+fn main() -> ExitCode {
+    live::main(run)
 }
 
 async fn run() -> Result<Outcome, BoxError> {
-    let mut stand_in = None;
-    let (key, base_url) = match (live::var("AKKIO_API_KEY"), live::var("AKKIO_BASE_URL")) {
-        (Some(key), base_url) => (key, base_url.unwrap_or_else(|| akkio::BASE_URL.to_owned())),
-        (None, _) => {
-            println!("No AKKIO_API_KEY in the environment: using a loopback stand-in");
-            let server = MockServer::start(Provider::Akkio).await?;
-            server.accept_key("akkio-demo-key");
-            let url = server.base_url();
-            stand_in = Some(server);
-            ("akkio-demo-key".to_owned(), url)
-        }
-    };
-    let credential = akkio::api_key(key).origin(&base_url).build()?;
+    let (key, demo) = (live::var("AKKIO_API_KEY"), "akkio-demo-key");
+    let api = live::Api::choose(Provider::Akkio, key, demo.into(), demo).await?;
+    let credential = akkio::api_key(api.credentials.as_str())
+        .origin(&api.base_url)
+        .build()?;
     let client = ServiceBuilder::new()
         .classify(akkio::classifier())
         .auth(credential)
         .service(live::http_client());
 
     let path = live::var("AKKIO_PATH").unwrap_or_else(|| "/api/v1/models".to_owned());
-    let request = Request::get(format!("{base_url}{path}")).body(Default::default())?;
+    let request = Request::get(format!("{}{path}", api.base_url)).body(Default::default())?;
     let (outcome, body) = live::call(client, request).await?;
     println!("body: {body}");
-    drop(stand_in);
     Ok(outcome)
 }

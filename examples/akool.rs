@@ -23,56 +23,49 @@ use std::process::ExitCode;
 use http::Request;
 use tower::{BoxError, ServiceBuilder};
 use tower_api_auth::ServiceBuilderAuthExt;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::akool;
+use tower_api_auth_mock::Provider;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    live::init_tracing();
-    live::exit_code(run().await)
+fn main() -> ExitCode {
+    live::main(run)
+}
+
+/// Akool's two ways in; client credentials win when both are in the environment.
+enum Credentials {
+    ClientCredentials(String, String),
+    ApiKey(String),
 }
 
 async fn run() -> Result<Outcome, BoxError> {
-    let http = live::http_client();
     let client_credentials = live::var("AKOOL_CLIENT_ID").zip(live::var("AKOOL_CLIENT_SECRET"));
-    let api_key = live::var("AKOOL_API_KEY");
-    let mut stand_in = None;
-    let base_url = match live::var("AKOOL_BASE_URL") {
-        Some(url) => url,
-        None if client_credentials.is_some() || api_key.is_some() => akool::BASE_URL.to_owned(),
-        None => {
-            let server = MockServer::start(Provider::Akool).await?;
-            server.accept_key("demo-client-secret");
-            let url = server.base_url();
-            stand_in = Some(server);
-            url
-        }
-    };
+    let from_env = client_credentials
+        .map(|(id, secret)| Credentials::ClientCredentials(id, secret))
+        .or_else(|| live::var("AKOOL_API_KEY").map(Credentials::ApiKey));
+    let demo = Credentials::ClientCredentials("demo-client".into(), "demo-client-secret".into());
+    let api = live::Api::choose(Provider::Akool, from_env, demo, "demo-client-secret").await?;
+    let base_url = &api.base_url;
     let request = || {
         Request::get(format!("{base_url}/api/open/v3/faceswap/quota/info")).body(Default::default())
     };
+    let http = live::http_client();
     let classify = ServiceBuilder::new().classify(akool::classifier());
 
-    let (outcome, body) = match (client_credentials, api_key) {
-        (None, Some(key)) => {
+    let (outcome, body) = match &api.credentials {
+        Credentials::ApiKey(key) => {
             println!("Akool at {base_url}, with an API key (x-api-key)");
-            let credential = akool::api_key(key).origin(&base_url).build()?;
+            let credential = akool::api_key(key.as_str()).origin(base_url).build()?;
             live::call(classify.auth(credential).service(http), request()?).await?
         }
-        (credentials, _) => {
-            let (id, secret) = credentials.unwrap_or_else(|| {
-                println!("No Akool credentials in the environment: using a loopback stand-in");
-                ("demo-client".to_owned(), "demo-client-secret".to_owned())
-            });
+        Credentials::ClientCredentials(id, secret) => {
             println!("Akool at {base_url}, with client credentials (getToken, then Bearer)");
-            let tokens = akool::client_credentials(id, secret)
-                .base_url(&base_url)
+            let tokens = akool::client_credentials(id, secret.as_str())
+                .base_url(base_url)
                 .build(http.clone())?;
             let client = classify.token_auth(tokens.clone()).service(http);
             let answer = live::call(client.clone(), request()?).await?;
             println!("token fetches: {}", tokens.fetch_count());
-            if let Some(server) = &stand_in {
+            if let Some(server) = &api.stand_in {
                 // The stand-in now answers that token with code 1101 in an HTTP 200: the layer
                 // reads it from the answer, fetches one new token and replays the request once.
                 println!("The stand-in expires the token (code 1101 in an HTTP 200)");
@@ -89,6 +82,5 @@ async fn run() -> Result<Outcome, BoxError> {
     if let Some(credit) = body.pointer("/data/credit") {
         println!("credit: {credit}");
     }
-    drop(stand_in);
     Ok(outcome)
 }

@@ -25,10 +25,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockProviders, MockServer};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{AuthLayer, ClassifyLayer, Credential, TokenAuthLayer};
+use tower_api_auth_mock::{MockProviders, MockServer};
 use tracing_subscriber::EnvFilter;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;

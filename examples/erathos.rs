@@ -22,46 +22,29 @@ use std::process::ExitCode;
 use http::Request;
 use tower::{BoxError, ServiceBuilder};
 use tower_api_auth::ServiceBuilderAuthExt;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::erathos;
+use tower_api_auth_mock::Provider;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    live::init_tracing();
-    live::exit_code(run().await)
+fn main() -> ExitCode {
+    live::main(run)
 }
 
 async fn run() -> Result<Outcome, BoxError> {
-    let mut stand_in = None;
     let credentials = live::var("ERATHOS_API_KEY").zip(live::var("ERATHOS_WORKSPACE_ID"));
-    let (key, workspace, base_url) = match credentials {
-        Some((key, workspace)) => {
-            let base_url = live::var("ERATHOS_BASE_URL");
-            (
-                key,
-                workspace,
-                base_url.unwrap_or_else(|| erathos::BASE_URL.to_owned()),
-            )
-        }
-        None => {
-            println!("No ERATHOS_API_KEY and ERATHOS_WORKSPACE_ID: using a loopback stand-in");
-            let server = MockServer::start(Provider::Erathos).await?;
-            server.accept_key("erathos-demo-key");
-            let url = server.base_url();
-            stand_in = Some(server);
-            ("erathos-demo-key".to_owned(), "ws-demo".to_owned(), url)
-        }
-    };
-    let credential = erathos::api_key(key).origin(&base_url).build()?;
+    let demo = ("erathos-demo-key".to_owned(), "ws-demo".to_owned());
+    let api = live::Api::choose(Provider::Erathos, credentials, demo, "erathos-demo-key").await?;
+    let (key, workspace) = &api.credentials;
+    let credential = erathos::api_key(key.as_str())
+        .origin(&api.base_url)
+        .build()?;
     let client = ServiceBuilder::new()
         .classify(erathos::classifier())
         .auth(credential)
         .service(live::http_client());
 
-    let url = format!("{base_url}/developers/workspaces/{workspace}/jobs/");
+    let url = format!("{}/developers/workspaces/{workspace}/jobs/", api.base_url);
     let (outcome, body) = live::call(client, Request::get(url).body(Default::default())?).await?;
     println!("body: {body}");
-    drop(stand_in);
     Ok(outcome)
 }

@@ -24,35 +24,18 @@ use std::process::ExitCode;
 use http::Request;
 use tower::{BoxError, ServiceBuilder};
 use tower_api_auth::ServiceBuilderAuthExt;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::polyteia;
+use tower_api_auth_mock::Provider;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    live::init_tracing();
-    live::exit_code(run().await)
+fn main() -> ExitCode {
+    live::main(run)
 }
 
 async fn run() -> Result<Outcome, BoxError> {
-    let mut stand_in = None;
-    let (key, base_url) = match live::var("POLYTEIA_ACCESS_KEY") {
-        Some(key) => {
-            let base_url = live::var("POLYTEIA_BASE_URL");
-            (
-                key,
-                base_url.unwrap_or_else(|| polyteia::BASE_URL.to_owned()),
-            )
-        }
-        None => {
-            println!("No POLYTEIA_ACCESS_KEY in the environment: using a loopback stand-in");
-            let server = MockServer::start(Provider::Polyteia).await?;
-            server.accept_key("pak-demo-key");
-            let url = server.base_url();
-            stand_in = Some(server);
-            ("pak-demo-key".to_owned(), url)
-        }
-    };
+    let (key, demo) = (live::var("POLYTEIA_ACCESS_KEY"), "pak-demo-key");
+    let api = live::Api::choose(Provider::Polyteia, key, demo.into(), demo).await?;
+    let (key, base_url) = (api.credentials.as_str(), &api.base_url);
     let query = live::var("POLYTEIA_QUERY").unwrap_or_else(|| "list_solutions".to_owned());
     let command = serde_json::json!({ "query": query, "params": {} }).to_string();
     let request = Request::post(format!("{base_url}/api")).body(command.into())?;
@@ -61,17 +44,16 @@ async fn run() -> Result<Outcome, BoxError> {
 
     let (outcome, body) = if live::var("POLYTEIA_EXCHANGE").is_some() {
         let tokens = polyteia::key_exchange(key)
-            .base_url(&base_url)
+            .base_url(base_url)
             .build(http.clone())?;
         let client = classify.token_auth(tokens.clone()).service(http);
         let answer = live::call(client, request).await?;
         println!("token fetches: {}", tokens.fetch_count());
         answer
     } else {
-        let credential = polyteia::access_key(key).origin(&base_url).build()?;
+        let credential = polyteia::access_key(key).origin(base_url).build()?;
         live::call(classify.auth(credential).service(http), request).await?
     };
     println!("body: {body}");
-    drop(stand_in);
     Ok(outcome)
 }

@@ -14,10 +14,10 @@ use http::Request;
 use http_body_util::BodyExt;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_api_auth::ServiceBuilderAuthExt;
-use tower_api_auth::mock::MockProviders;
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::ReqwestService;
+use tower_api_auth_mock::MockProviders;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -126,7 +126,8 @@
 //! [`providers`] holds a module per provider — Akkio, Polyteia, Erathos, Akool — with its
 //! credential presets, its token exchange where it has one, and its classifier; each has a
 //! runnable example in `examples/` that calls the real API when its credentials are in the
-//! environment and a loopback stand-in otherwise.
+//! environment and a loopback stand-in otherwise. The stand-ins are the crate
+//! `tower-api-auth-mock`, for your own offline tests too.
 //!
 //! # The types to know
 //!
@@ -176,9 +177,6 @@ mod credential;
 pub mod metrics;
 #[cfg(not(feature = "metrics"))]
 mod metrics;
-#[cfg(feature = "mock")]
-#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
-pub mod mock;
 pub mod outcome;
 pub mod providers;
 #[cfg(feature = "follow-redirect")]

@@ -1,6 +1,7 @@
-//! What the per-request benches share: the inner service every layer wraps, a client request
-//! with typical headers, the request copy `tower::retry` makes, and the server side's key
-//! store. Each bench uses part of it.
+//! What the benches share: the inner service every layer wraps, a client request with typical
+//! headers, the request copy `tower::retry` makes, the server side's key store; one request
+//! driven without a runtime and a timed group of them, a whole body read, runtimes, a loopback
+//! server, and the criterion settings. Each bench uses part of it.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -153,4 +154,88 @@ pub fn sql_store(
         assert_eq!(store.len(), size);
         store
     })
+}
+
+/// The criterion settings of the benches that time one request at a time: 1 s of warm-up, 3 s
+/// measured, 50 samples.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+        .sample_size(50)
+}
+
+/// A Tokio runtime with `workers` worker threads, timers and I/O on.
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A current-thread Tokio runtime, timers and I/O on.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Serves `router` on a free loopback port, on the runtime it is called in; returns
+/// `http://127.0.0.1:<port>`.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+/// One request through `service`, driven without a runtime (every future here is ready); the
+/// response, through `black_box`.
+pub fn once<S, B>(service: &mut S, request: Request<B>) -> S::Response
+where
+    S: Service<Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use futures::FutureExt;
+    let response = service.call(request).now_or_never().expect("ready");
+    std::hint::black_box(response.expect("ok"))
+}
+
+/// Times `service` in `group` on requests from `request`, each built outside the timed part
+/// (`iter_batched`): the timed part is [`once`] and dropping the response.
+pub fn bench<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mut service: S,
+    mut request: impl FnMut() -> Request<Body>,
+) where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            &mut request,
+            |r| once(&mut service, r),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+/// Reads the whole body of `response`, every future of it ready, through `black_box`.
+pub fn read_whole<B>(response: Response<B>)
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    use futures::FutureExt;
+    use http_body_util::BodyExt;
+    let body = response
+        .into_body()
+        .collect()
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    std::hint::black_box(body);
 }

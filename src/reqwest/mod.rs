@@ -11,7 +11,7 @@
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_api_auth::TokenAuthLayer;
 //! use tower_api_auth::outcome::Outcome;
-//! use tower_api_auth::mock::{MockServer, Provider};
+//! use tower_api_auth_mock::{MockServer, Provider};
 //! use tower_api_auth::providers::akool;
 //! use tower_api_auth::reqwest::ReqwestService;
 //!

@@ -1,7 +1,7 @@
 //! The integration tests, one binary: a module per capability of the crate, laid out as `src/`
 //! is, so a behaviour is found by its capability's path (`cargo test --all-features --test it
 //! tokens::replay`, `... --test it server::sql::replicas`). What every module shares is in
-//! [`support`]; the loopback provider stand-ins are the crate's own `tower_api_auth::mock`.
+//! [`support`]; the loopback provider stand-ins are the crate's own `tower_api_auth_mock`.
 //!
 //! One binary links the dependency tree once instead of once a file. Nothing here installs
 //! process-wide state a sibling test could see: `tracing` subscribers and `metrics` recorders

@@ -11,10 +11,10 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tower::retry::RetryLayer;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_auth::metrics as names;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::{Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::providers::{akkio, akool};
 use tower_api_auth::{AuthLayer, ClassifyLayer, TokenAuthLayer};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{CannedServer, client, get, post_json};
 

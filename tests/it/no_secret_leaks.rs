@@ -3,9 +3,9 @@
 use crate::support;
 
 use tower::{ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{Auth, AuthLayer, Credential, Placement, Secret};
+use tower_api_auth_mock::{MockServer, Provider};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnRequest, TraceLayer};
 use tracing::Level;
 
@@ -135,8 +135,6 @@ async fn tracing_at_trace_level_never_shows_a_secret() {
 async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
     use http::header::AUTHORIZATION;
     use tower::Layer;
-    use tower_api_auth::mock::MockProviders;
-    use tower_api_auth::mock::TokenFault;
     use tower_api_auth::outcome::error_for_outcome;
     use tower_api_auth::server::{KeyDigest, KeyRecord, MemoryKeyStore, Principal};
     use tower_api_auth::token::TokenErrorKind;
@@ -144,6 +142,8 @@ async fn tokens_retries_errors_and_the_server_side_show_no_secret_either() {
         ClassifyLayer, ServiceBuilderAuthExt, Token, TokenAuthLayer, TokenCredential,
         ValidateCredentialLayer,
     };
+    use tower_api_auth_mock::MockProviders;
+    use tower_api_auth_mock::TokenFault;
 
     let logs = CapturedLogs::default();
     let _guard = logs.install();

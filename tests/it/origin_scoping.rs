@@ -4,9 +4,9 @@ use crate::support;
 
 use http::StatusCode;
 use tower::{Layer, ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akkio;
 use tower_api_auth::{AuthLayer, Credential, CredentialError, KeepCredentialHome};
+use tower_api_auth_mock::{MockServer, Provider};
 use tower_http::follow_redirect::FollowRedirectLayer;
 
 use support::{client, get};

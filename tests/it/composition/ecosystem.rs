@@ -15,13 +15,13 @@ use support::{
 };
 use tower::buffer::Buffer;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockProviders, Provider};
 use tower_api_auth::outcome::Outcome;
 use tower_api_auth::providers::{akkio, akool, polyteia};
 use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
 use tower_api_auth::{
     Auth, Classify, Placement, ServiceBuilderAuthExt, TokenAuth, ValidateCredential,
 };
+use tower_api_auth_mock::{MockProviders, Provider};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use tracing::Level;

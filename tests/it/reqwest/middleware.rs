@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use http::StatusCode;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::{Outcome, OutcomeKind, RetryPolicy};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::{
     AuthMiddleware, ReqwestService, RetryMiddleware, TokenAuthMiddleware,
 };
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{CannedServer, Served, scoped_key};
 

@@ -12,11 +12,11 @@ use http::{Request, StatusCode};
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::outcome::{Outcome, OutcomeKind};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::reqwest::ReqwestService;
 use tower_api_auth::{AuthLayer, ServiceBuilderAuthExt, TokenAuthLayer};
+use tower_api_auth_mock::{MockServer, Provider};
 
 fn http() -> ReqwestService {
     ReqwestService::new(reqwest::Client::new())

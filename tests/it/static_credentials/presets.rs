@@ -6,9 +6,9 @@ use crate::support;
 use http::StatusCode;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::{akkio, akool, erathos, polyteia};
 use tower_api_auth::{AuthLayer, Credential};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{client, get, json, post_json, scoped_key};
 

@@ -5,9 +5,9 @@ use crate::support;
 use http::HeaderValue;
 use tokio::sync::{mpsc, watch};
 use tower::{Layer, Service, ServiceExt};
-use tower_api_auth::mock::Provider;
 use tower_api_auth::providers::akkio;
 use tower_api_auth::{AuthLayer, CredentialError};
+use tower_api_auth_mock::Provider;
 
 use support::{client, get, scoped_key};
 

@@ -1,6 +1,6 @@
 //! What the integration tests share: a real hyper-util client and request helpers, the
 //! provider stand-ins as the tests start them (the servers are the crate's own loopback
-//! stand-ins, `tower_api_auth::mock`), throwaway PostgreSQL and Redis servers, and the path by
+//! stand-ins, `tower_api_auth_mock`), throwaway PostgreSQL and Redis servers, and the path by
 //! which a test runs this binary again as a child process.
 #![allow(dead_code, unreachable_pub)]
 
@@ -17,9 +17,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akool;
 use tower_api_auth::{Credential, CredentialBuilder, TokenCredential, TokenError};
+use tower_api_auth_mock::{MockServer, Provider};
 
 /// The request body every test sends.
 pub type Body = Full<Bytes>;

@@ -28,10 +28,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_api_auth::body::ResponseBody;
-use tower_api_auth::mock::{MockServer, TokenFault};
 use tower_api_auth::providers::{akool, polyteia};
 use tower_api_auth::token::TokenErrorKind;
 use tower_api_auth::{Token, TokenAuthLayer, TokenCredential, TokenError};
+use tower_api_auth_mock::{MockServer, TokenFault};
 
 use support::{
     HttpClient, akool_server, akool_tokens, client, client_h2, get, json, polyteia_request,

@@ -10,9 +10,9 @@ use futures::FutureExt;
 use tokio::sync::Barrier;
 use tower::{Layer, ServiceExt};
 use tower_api_auth::TokenAuthLayer;
-use tower_api_auth::mock::TokenFault;
 use tower_api_auth::providers::{akool, polyteia};
 use tower_api_auth::token::{EndpointError, TokenErrorKind};
+use tower_api_auth_mock::TokenFault;
 
 use support::{
     akool_server, akool_tokens, client, client_h2, get, json, polyteia_request, polyteia_server,

@@ -11,9 +11,9 @@ use http::StatusCode;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use tower::{Layer, ServiceExt};
-use tower_api_auth::mock::MockServer;
 use tower_api_auth::providers::polyteia;
 use tower_api_auth::{Token, TokenAuth, TokenAuthLayer, TokenCredential};
+use tower_api_auth_mock::MockServer;
 
 use support::{HttpClient, akool_tokens, client, json, polyteia_server, post_json};
 

@@ -224,9 +224,9 @@ fn the_refresh_conformance_table() {
 
 /// A Polyteia stand-in issuing 2-second tokens, and a credential that backs off 300 ms after a
 /// failed refresh.
-async fn short_lived() -> (tower_api_auth::mock::MockServer, TokenCredential) {
-    use tower_api_auth::mock::{MockServer, Provider};
+async fn short_lived() -> (tower_api_auth_mock::MockServer, TokenCredential) {
     use tower_api_auth::providers::polyteia;
+    use tower_api_auth_mock::{MockServer, Provider};
     let server = MockServer::start(Provider::Polyteia).await.unwrap();
     server.accept_key("pak_1");
     server.set_token_ttl(Duration::from_secs(2));
@@ -336,7 +336,7 @@ async fn outage(
     );
     let fetches_before = server.token_request_count();
 
-    server.set_token_fault(Some(tower_api_auth::mock::TokenFault::ServerError));
+    server.set_token_fault(Some(tower_api_auth_mock::TokenFault::ServerError));
     if refusing {
         server.expire_tokens();
     }

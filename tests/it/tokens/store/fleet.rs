@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tower_api_auth::mock::MockServer;
+use tower_api_auth_mock::MockServer;
 
 use support::akool_server;
 use support::redis::RedisServer;

@@ -9,9 +9,9 @@ use crate::support;
 use std::path::{Path, PathBuf};
 
 use tower_api_auth::TokenCredential;
-use tower_api_auth::mock::{MockServer, Provider};
 use tower_api_auth::providers::akool;
 use tower_api_auth::token::store::{StoreErrorKind, TokenStore};
+use tower_api_auth_mock::{MockServer, Provider};
 
 use support::{CapturedLogs, client};
 
@@ -274,7 +274,7 @@ mod sealed {
 mod redis_store {
     use std::time::{Duration, SystemTime};
 
-    use tower_api_auth::mock::TokenFault;
+    use tower_api_auth_mock::TokenFault;
 
     use super::support::redis::RedisServer;
     use super::*;

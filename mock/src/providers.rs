@@ -19,9 +19,9 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::{Provider, RecordedRequest, State, TokenFault};
-use crate::providers::akool;
-use crate::server::{Rejection, RejectionResponse, Requirement};
-use crate::{Placement, ValidateCredentialLayer};
+use tower_api_auth::providers::akool;
+use tower_api_auth::server::{MemoryKeyStore, Rejection, RejectionResponse, Requirement};
+use tower_api_auth::{Placement, ValidateCredentialLayer};
 
 type Shared = Arc<State>;
 
@@ -55,10 +55,7 @@ pub(super) fn router(provider: Provider, state: Shared) -> Router {
 
 /// The server side as each provider documents it: where the credential goes, what is
 /// forbidden, and the bodies of refusals.
-fn validation(
-    provider: Provider,
-    state: &State,
-) -> ValidateCredentialLayer<crate::server::MemoryKeyStore> {
+fn validation(provider: Provider, state: &State) -> ValidateCredentialLayer<MemoryKeyStore> {
     let keys = state.keys().clone();
     let x_api_key = || Placement::header("x-api-key").expect("a valid header name");
     match provider {
