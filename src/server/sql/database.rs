@@ -179,6 +179,33 @@ impl KeyDatabase {
         })
     }
 
+    /// The row whose digest is `digest` (by the `digest` column's unique index).
+    pub(super) async fn row_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> Result<Option<Row>, SqlStoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE digest = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(digest.as_bytes().as_slice())
+                .fetch_optional(pool)
+                .await
+                .map_err(SqlStoreError::database)?;
+            row.as_ref().map(|row| decode!(row)).transpose()
+        })
+    }
+
+    /// The revision of the latest change committed: every change up to it is readable.
+    pub(super) async fn current_revision(&self) -> Result<i64, SqlStoreError> {
+        let sql = "SELECT revision FROM api_keys_revision";
+        on_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await
+                .map_err(SqlStoreError::database)
+        })
+    }
+
     /// Every row, oldest first.
     pub(super) async fn rows(&self) -> Result<Vec<Row>, SqlStoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id");
