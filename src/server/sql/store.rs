@@ -1,5 +1,6 @@
 //! [`SqlKeyStore`]: the keys of a [`KeyDatabase`] as an in-process snapshot, kept current by
-//! change events, so the database is never on the request path.
+//! change events, so the database is never on the request path; or, lookup-through, bounded
+//! caches kept current by the same events, the database asked on a miss.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
