@@ -113,27 +113,34 @@ pub fn store(size: usize) -> tower_api_auth::server::MemoryKeyStore {
     store
 }
 
-/// A `SqlKeyStore` on a SQLite file holding the same keys as [`store`]`(size)`, opened in
-/// `runtime` (its follower and usage tasks run there while the bench runs).
-pub fn sql_store(
+/// How many keys of a [`sql_database`] are [`key`]`(index)`: enough for a bench rotating over
+/// 10,000 keys; the rest are random digests.
+pub const SQL_KNOWN_KEYS: usize = 10_000;
+
+/// A SQLite file of `size` keys, each of its own principal with the scopes of [`store`]: the
+/// first [`SQL_KNOWN_KEYS`] are [`key`]`(index)` (500 rows a statement), the rest random
+/// digests inserted in one statement, as `tests/sql_load.rs` bulk-loads a million keys.
+pub fn sql_database(
     runtime: &tokio::runtime::Runtime,
     dir: &tempfile::TempDir,
     size: usize,
-) -> tower_api_auth::server::sql::SqlKeyStore {
+) -> tower_api_auth::server::sql::KeyDatabase {
     use tower_api_auth::server::KeyFormat;
-    use tower_api_auth::server::sql::{KeyDatabase, SqlKeyStore};
+    use tower_api_auth::server::sql::KeyDatabase;
     let url = format!(
         "sqlite://{}",
         dir.path().join(format!("keys-{size}.db")).display()
     );
+    let scopes = format!(r#"["{SCOPE}","things:write"]"#);
     runtime.block_on(async {
         let format = KeyFormat::new("sk_live").unwrap();
         let database = KeyDatabase::connect(&url, format).await.unwrap();
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let mut transaction = pool.begin().await.unwrap();
         const ROWS: usize = 500;
-        for first in (0..size).step_by(ROWS) {
-            let rows = first..(first + ROWS).min(size);
+        let known = size.min(SQL_KNOWN_KEYS);
+        for first in (0..known).step_by(ROWS) {
+            let rows = first..(first + ROWS).min(known);
             let values = vec!["(?, 'sk-live-', ?, ?, ?, 0)"; rows.len()].join(", ");
             let sql = format!(
                 "INSERT INTO api_keys (id, start, digest, principal, scopes, created_at) VALUES {values}"
@@ -144,15 +151,30 @@ pub fn sql_store(
                     .bind(format!("key-{index}"))
                     .bind(tower_api_auth::server::KeyDigest::of(key(index)).as_bytes().to_vec())
                     .bind(format!("svc-{index}"))
-                    .bind(format!(r#"["{SCOPE}","things:write"]"#));
+                    .bind(&scopes);
             }
             query.execute(&mut *transaction).await.unwrap();
         }
+        if size > known {
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
+                 INSERT INTO api_keys (id, start, digest, principal, scopes, created_at) \
+                 SELECT 'key-' || i, 'sk-live-', randomblob(32), 'svc-' || i, $3, 0 FROM n",
+            )
+            .bind(known as i64)
+            .bind(size as i64 - 1)
+            .bind(&scopes)
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        }
         transaction.commit().await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
-        let store = SqlKeyStore::open(database).await.unwrap();
-        assert_eq!(store.len(), size);
-        store
+        database
     })
 }
 
@@ -238,4 +260,18 @@ where
         .unwrap()
         .unwrap();
     std::hint::black_box(body);
+}
+
+/// A `SqlKeyStore` (a snapshot) on a [`sql_database`] of `size` keys, opened in `runtime`
+/// (its follower and usage tasks run there while the bench runs).
+pub fn sql_store(
+    runtime: &tokio::runtime::Runtime,
+    dir: &tempfile::TempDir,
+    size: usize,
+) -> tower_api_auth::server::sql::SqlKeyStore {
+    use tower_api_auth::server::sql::SqlKeyStore;
+    let database = sql_database(runtime, dir, size);
+    let store = runtime.block_on(SqlKeyStore::open(database)).unwrap();
+    assert_eq!(store.len(), size);
+    store
 }

@@ -27,7 +27,8 @@ pub enum SqlStoreError {
     #[error("the key {0:?} has expired")]
     Expired(String),
     /// The snapshot is too old to serve (the database has been unreachable longer than the
-    /// outage policy allows), or the policy is to fail closed.
+    /// outage policy allows), or the policy is to fail closed; or a lookup-through store's
+    /// caches do not hold the key and the database is unreachable.
     #[error("the key database is unreachable and the outage policy refuses to serve the snapshot")]
     Unavailable,
     /// A scope is empty or holds whitespace.

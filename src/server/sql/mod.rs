@@ -50,7 +50,9 @@
 //!   in plaintext.
 //! - [`SqlKeyStore`] is the [`KeyStore`](crate::server::KeyStore): an in-process snapshot,
 //!   loaded at start-up, kept current by PostgreSQL `LISTEN/NOTIFY` or by polling SQLite, with a
-//!   revision on every change so a late event can never re-admit a revoked key.
+//!   revision on every change so a late event can never re-admit a revoked key. For key sets
+//!   too large to hold, [`lookup_through`](SqlKeyStoreBuilder::lookup_through) keeps bounded
+//!   caches instead and asks the database on a miss, under the same events and guard.
 //! - [`OutagePolicy`] says what it answers while the database is down: 503 with `Retry-After`
 //!   as soon as a sync fails, or the last snapshot for up to a maximum age (five minutes by
 //!   default). A sync fails at once when the database refuses connections, and after 3 s (the
@@ -71,15 +73,19 @@
 //! missing SQLite file, but not its directory.
 
 mod admin;
+mod cache;
 mod database;
 mod error;
+mod future;
 mod outage;
 mod snapshot;
 mod store;
 mod usage;
 
 pub use self::admin::{IssuedKey, KeyInfo, NewKey};
+pub use self::cache::CacheStats;
 pub use self::database::KeyDatabase;
 pub use self::error::SqlStoreError;
+pub use self::future::LookupFuture;
 pub use self::outage::OutagePolicy;
 pub use self::store::{SqlKeyStore, SqlKeyStoreBuilder};

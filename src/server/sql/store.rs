@@ -1,8 +1,8 @@
 //! [`SqlKeyStore`]: the keys of a [`KeyDatabase`] as an in-process snapshot, kept current by
-//! change events, so the database is never on the request path.
+//! change events, so the database is never on the request path; or, lookup-through, bounded
+//! caches kept current by the same events, the database asked on a miss.
 
 use std::fmt;
-use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -11,12 +11,18 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower::BoxError;
 
+use super::cache::{CacheStats, Caches, Fill, Probe};
 use super::database::Row;
+use super::future::LookupFuture;
 use super::outage::Health;
-use super::snapshot::Snapshot;
+use super::snapshot::{Entry, Snapshot};
 use super::usage::Usage;
 use super::{KeyDatabase, OutagePolicy, SqlStoreError};
 use crate::server::{KeyDigest, KeyRecord, KeyStore};
+
+/// How many times a lookup-through miss asks the database when changes to its key keep
+/// landing while it asks, before it answers the last reading uncached.
+const ATTEMPTS: usize = 3;
 
 /// The PostgreSQL channel the schema's trigger notifies, with the new revision as payload.
 #[cfg(feature = "postgres")]
@@ -34,6 +40,10 @@ const CHANNEL: &str = "tower_api_auth_keys";
 /// replaces what is known of a key only if its revision is higher, so nothing that arrives late
 /// re-admits a revoked key.
 ///
+/// For key sets too large to hold, [`SqlKeyStoreBuilder::lookup_through`] loads nothing and
+/// keeps bounded caches of known and unknown keys instead, asking the database on a miss; the
+/// same change events keep the caches current, under the same revision guard.
+///
 /// While the database is unreachable the [`OutagePolicy`] applies. Uses are written to
 /// `last_used_at` in batches, at most once per key per usage interval.
 ///
@@ -45,22 +55,44 @@ pub struct SqlKeyStore {
 }
 
 struct Shared {
-    snapshot: ArcSwap<Snapshot>,
+    keys: Keys,
     database: KeyDatabase,
     health: Health,
     usage: Usage,
     /// Syncs take turns: each reads the snapshot's revision and applies what is above it.
     sync: tokio::sync::Mutex<()>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Holds a lookup-through query between the database's answer and the caches, for the
+    /// revision guard's test.
+    #[cfg(test)]
+    hold: Mutex<Option<Hold>>,
 }
 
-/// Builds a [`SqlKeyStore`]: poll and usage intervals, outage policy.
+/// Where the keys are held in memory.
+enum Keys {
+    /// All of them.
+    Snapshot(ArcSwap<Snapshot>),
+    /// The ones looked up lately, and digests found unknown.
+    LookupThrough(Caches),
+}
+
+#[cfg(test)]
+struct Hold {
+    /// Told when a query has its answer.
+    answered: tokio::sync::oneshot::Sender<()>,
+    /// Awaited before the answer goes to the caches.
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Builds a [`SqlKeyStore`]: poll and usage intervals, outage policy, snapshot or
+/// lookup-through.
 #[derive(Debug, Clone)]
 pub struct SqlKeyStoreBuilder {
     database: KeyDatabase,
     poll_interval: Duration,
     usage_interval: Duration,
     outage: OutagePolicy,
+    lookup_through: Option<usize>,
 }
 
 impl SqlKeyStoreBuilder {
@@ -85,16 +117,53 @@ impl SqlKeyStoreBuilder {
         self
     }
 
-    /// Loads every key and starts following changes. Fails if the database cannot be read:
-    /// a server does not start without its keys.
+    /// Holds no snapshot: looks keys up in the database on a miss, and keeps up to `capacity`
+    /// keys found and `capacity` digests found unknown in memory (each cache drops its least
+    /// recently used entry when full; a `capacity` of 0 counts as 1). For key sets too large
+    /// to hold.
+    ///
+    /// A cache hit is answered at once; a miss waits for one indexed query by digest. The
+    /// change events of the snapshot mode (PostgreSQL `NOTIFY`, the poll interval) update or
+    /// drop cached entries, so a revocation, an expiry or a new key reaches a running store
+    /// just as fast. The same revision guard holds: a lookup that read a key before a change
+    /// and returns after it is not cached. While the database is unreachable, cached keys are
+    /// served as the [`OutagePolicy`] allows a snapshot to be, and a miss is refused with 503.
+    ///
+    /// ```
+    /// # use tower_api_auth::server::sql::{KeyDatabase, SqlKeyStore};
+    /// # async fn open(database: KeyDatabase) -> Result<(), tower_api_auth::server::sql::SqlStoreError> {
+    /// let store = SqlKeyStore::builder(database).lookup_through(100_000).open().await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lookup_through(mut self, capacity: usize) -> Self {
+        self.lookup_through = Some(capacity);
+        self
+    }
+
+    /// Loads every key (or, [`lookup_through`](Self::lookup_through), the current revision)
+    /// and starts following changes. Fails if the database cannot be read: a server does not
+    /// start without its keys.
     pub async fn open(self) -> Result<SqlKeyStore, SqlStoreError> {
+        let keys = match self.lookup_through {
+            None => Keys::Snapshot(ArcSwap::default()),
+            // Changes from this revision on are followed; earlier ones are in the database,
+            // where a miss reads them.
+            Some(capacity) => Keys::LookupThrough(Caches::new(
+                capacity,
+                self.database.current_revision().await?,
+            )),
+        };
         let shared = Arc::new(Shared {
-            snapshot: ArcSwap::default(),
+            keys,
             database: self.database,
             health: Health::new(self.outage),
             usage: Usage::default(),
             sync: tokio::sync::Mutex::new(()),
             tasks: Mutex::new(Vec::new()),
+            #[cfg(test)]
+            hold: Mutex::new(None),
         });
         let wake = Arc::new(Notify::new());
         // Listen before loading: a change committed during the load is notified, not missed.
@@ -121,6 +190,7 @@ impl SqlKeyStore {
             poll_interval: Duration::from_secs(1),
             usage_interval: Duration::from_secs(60),
             outage: OutagePolicy::default(),
+            lookup_through: None,
         }
     }
 
@@ -145,19 +215,32 @@ impl SqlKeyStore {
         self.shared.health.reachable()
     }
 
-    /// The highest revision in the snapshot.
+    /// The highest revision applied to the snapshot (or the caches).
     pub fn revision(&self) -> i64 {
-        self.shared.snapshot.load().revision
+        self.shared.revision()
     }
 
-    /// How many keys the snapshot holds, revoked and expired ones included.
+    /// How many keys the snapshot holds (or, lookup-through, the cache of known keys),
+    /// revoked and expired ones included.
     pub fn len(&self) -> usize {
-        self.shared.snapshot.load().len()
+        match &self.shared.keys {
+            Keys::Snapshot(snapshot) => snapshot.load().len(),
+            Keys::LookupThrough(caches) => caches.stats().keys,
+        }
     }
 
-    /// Whether the snapshot holds no key.
+    /// Whether the snapshot (or the cache of known keys) holds no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What a [lookup-through](SqlKeyStoreBuilder::lookup_through) store's caches hold and
+    /// how often it asked the database; `None` for a snapshot.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        match &self.shared.keys {
+            Keys::Snapshot(_) => None,
+            Keys::LookupThrough(caches) => Some(caches.stats()),
+        }
     }
 
     /// Applies every change now, without waiting for an event or the poll interval.
@@ -175,11 +258,33 @@ impl SqlKeyStore {
     pub(super) async fn apply(&self, rows: Vec<Row>) {
         self.shared.apply(rows).await;
     }
+
+    /// Holds the next lookup-through query between the database's answer and the caches:
+    /// `answered` is told when it has its answer, and it goes on when `release` is sent to.
+    #[cfg(test)]
+    pub(super) fn hold_next_query(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (answered, answered_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release) = tokio::sync::oneshot::channel();
+        *self.shared.hold.lock().unwrap() = Some(Hold { answered, release });
+        (answered_rx, release_tx)
+    }
 }
 
 impl Shared {
+    fn revision(&self) -> i64 {
+        match &self.keys {
+            Keys::Snapshot(snapshot) => snapshot.load().revision,
+            Keys::LookupThrough(caches) => caches.revision(),
+        }
+    }
+
     async fn sync(&self) -> Result<(), SqlStoreError> {
-        let from = self.snapshot.load().revision;
+        let from = self.revision();
         match self.database.changes_since(from).await {
             Ok(rows) => {
                 self.apply(rows).await;
@@ -195,9 +300,69 @@ impl Shared {
 
     async fn apply(&self, rows: Vec<Row>) {
         let _turn = self.sync.lock().await;
-        // Under the turn: no other change lands between this load and the store.
-        if let Some(next) = self.snapshot.load().with(rows) {
-            self.snapshot.store(Arc::new(next));
+        match &self.keys {
+            // Under the turn: no other change lands between this load and the store.
+            Keys::Snapshot(snapshot) => {
+                if let Some(next) = snapshot.load().with(rows) {
+                    snapshot.store(Arc::new(next));
+                }
+            }
+            Keys::LookupThrough(caches) => caches.apply(rows),
+        }
+    }
+
+    /// What `entry` answers, marking it used if it is not revoked.
+    fn answer(&self, entry: &Arc<Entry>) -> KeyRecord {
+        if !entry.record.is_revoked() {
+            self.usage.mark(entry);
+        }
+        entry.record.clone()
+    }
+
+    /// A lookup-through miss: asks the database, and caches the answer unless a change to the
+    /// key was applied meanwhile (then asks again, from the new revision).
+    async fn look_through(
+        self: Arc<Self>,
+        digest: KeyDigest,
+        mut seen: i64,
+    ) -> Result<Option<KeyRecord>, BoxError> {
+        let Keys::LookupThrough(caches) = &self.keys else {
+            unreachable!("only lookup-through stores ask the database on a lookup")
+        };
+        let mut attempt = 1;
+        loop {
+            caches.queried();
+            let found = match self.database.row_by_digest(&digest).await {
+                Ok(found) => found,
+                Err(error) => {
+                    // The follower's next sync says when the database is back.
+                    self.health.failed(&error);
+                    return Err(error.into());
+                }
+            };
+            #[cfg(test)]
+            self.held().await;
+            match caches.fill(&digest, seen, found) {
+                Fill::Cached(entry) => return Ok(entry.map(|entry| self.answer(&entry))),
+                Fill::Stale(found) if attempt == ATTEMPTS => {
+                    // The key keeps changing: this reading is as new as the revision applied
+                    // when it started, as a request racing a change is answered.
+                    return Ok(found.map(|row| Entry::from(*row).record));
+                }
+                Fill::Stale(_) => {
+                    attempt += 1;
+                    seen = caches.revision();
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    async fn held(&self) {
+        let hold = self.hold.lock().unwrap().take();
+        if let Some(hold) = hold {
+            let _ = hold.answered.send(());
+            let _ = hold.release.await;
         }
     }
 
@@ -295,7 +460,7 @@ async fn listen(pool: sqlx::PgPool, shared: Weak<Shared>, wake: Arc<Notify>) {
                     };
                     // A late or repeated event for a revision already applied wakes nobody.
                     let revision = notification.payload().parse::<i64>().ok();
-                    if revision.is_none_or(|revision| revision > shared.snapshot.load().revision) {
+                    if revision.is_none_or(|revision| revision > shared.revision()) {
                         wake.notify_one();
                     }
                 }
@@ -313,21 +478,35 @@ async fn listen(pool: sqlx::PgPool, shared: Weak<Shared>, wake: Arc<Notify>) {
 }
 
 impl KeyStore for SqlKeyStore {
-    type Lookup = Ready<Result<Option<KeyRecord>, BoxError>>;
+    type Lookup = LookupFuture;
 
     fn lookup(&self, digest: &KeyDigest) -> Self::Lookup {
         let shared = &*self.shared;
         if let Err(error) = shared.health.check() {
-            return ready(Err(error.into()));
+            return LookupFuture::ready(Err(error.into()));
         }
-        let snapshot = shared.snapshot.load();
-        let found = snapshot.get(digest).map(|entry| {
-            if !entry.record.is_revoked() {
-                shared.usage.mark(entry);
+        let caches = match &shared.keys {
+            Keys::Snapshot(snapshot) => {
+                let found = snapshot
+                    .load()
+                    .get(digest)
+                    .map(|entry| shared.answer(entry));
+                return LookupFuture::ready(Ok(found));
             }
-            entry.record.clone()
-        });
-        ready(Ok(found))
+            Keys::LookupThrough(caches) => caches,
+        };
+        match caches.probe(digest) {
+            Probe::Known(entry) => LookupFuture::ready(Ok(Some(shared.answer(&entry)))),
+            Probe::Unknown => LookupFuture::ready(Ok(None)),
+            // While the database is down (and the policy serves what is in memory), a miss is
+            // refused at once rather than after the pool's acquire timeout.
+            Probe::Miss { .. } if !shared.health.reachable() => {
+                LookupFuture::ready(Err(SqlStoreError::Unavailable.into()))
+            }
+            Probe::Miss { seen } => {
+                LookupFuture::query(Arc::clone(&self.shared).look_through(*digest, seen))
+            }
+        }
     }
 }
 
@@ -335,6 +514,13 @@ impl fmt::Debug for SqlKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlKeyStore")
             .field("database", &self.shared.database)
+            .field(
+                "mode",
+                &match self.shared.keys {
+                    Keys::Snapshot(_) => "snapshot",
+                    Keys::LookupThrough(_) => "lookup-through",
+                },
+            )
             .field("keys", &self.len())
             .field("revision", &self.revision())
             .field("snapshot_age", &self.snapshot_age())
@@ -392,6 +578,87 @@ mod tests {
         store.apply(in_flight).await;
         assert!(lookup(&store, &digest).unwrap().is_revoked());
         assert_eq!(store.revision(), revision);
+    }
+
+    /// A lookup-through miss reads the key while it is valid; the key is revoked and the
+    /// revocation applied before the answer reaches the caches. The answer must not be cached
+    /// (it would admit the key until the next change to it) nor be given: the lookup asks
+    /// again. Without the guard in `Caches::fill` both assertions fail.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_in_flight_lookup_cannot_cache_a_revoked_key() {
+        let (_dir, database) = sqlite_database().await;
+        let issued = database.create(NewKey::new("alice")).await.unwrap();
+        let digest = KeyDigest::of(issued.key().expose());
+        let store = SqlKeyStore::builder(database.clone())
+            .lookup_through(16)
+            .poll_interval(Duration::from_secs(3600))
+            .open()
+            .await
+            .unwrap();
+
+        let (answered, release) = store.hold_next_query();
+        let in_flight = tokio::spawn(store.lookup(&digest));
+        // The database has answered: the key, valid.
+        answered.await.unwrap();
+        database.revoke(issued.info().id()).await.unwrap();
+        store.refresh().await.unwrap();
+        release.send(()).unwrap();
+
+        let answer = in_flight.await.unwrap().unwrap().unwrap();
+        assert!(
+            answer.is_revoked(),
+            "the in-flight lookup answered a revoked key as valid"
+        );
+        let cached = store.lookup(&digest).await.unwrap().unwrap();
+        assert!(cached.is_revoked(), "the stale answer was cached");
+        let stats = store.cache_stats().unwrap();
+        assert_eq!(stats.keys, 1);
+        assert_eq!(
+            stats.database_lookups, 2,
+            "asked again once, then answered from the cache"
+        );
+    }
+
+    /// The same with a key created while a lookup that found nothing was in flight: the
+    /// "unknown" answer is not cached, so the key is admitted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_in_flight_miss_cannot_hide_a_created_key() {
+        let (_dir, database) = sqlite_database().await;
+        let store = SqlKeyStore::builder(database.clone())
+            .lookup_through(16)
+            .poll_interval(Duration::from_secs(3600))
+            .open()
+            .await
+            .unwrap();
+        let key = database.format().issue();
+        let digest = KeyDigest::of(key.expose());
+
+        let (answered, release) = store.hold_next_query();
+        let in_flight = tokio::spawn(store.lookup(&digest));
+        answered.await.unwrap();
+        let row = Row {
+            id: "bob-key".into(),
+            start: "acme_".into(),
+            digest,
+            principal: "bob".into(),
+            organization: None,
+            scopes: "[]".into(),
+            metadata: "{}".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+            revision: 0,
+        };
+        database.insert_row(&row).await.unwrap();
+        store.refresh().await.unwrap();
+        release.send(()).unwrap();
+
+        let answer = in_flight.await.unwrap().unwrap();
+        assert_eq!(answer.unwrap().principal().id(), "bob");
+        let cached = store.lookup(&digest).await.unwrap().unwrap();
+        assert_eq!(cached.principal().id(), "bob");
+        assert_eq!(store.cache_stats().unwrap().unknown, 0);
     }
 
     #[tokio::test]
