@@ -17,6 +17,13 @@ pub(super) struct TokenGate {
     pub(super) tokens: TokenCredential,
     current: Cache<CurrentCell, Option<Arc<Current>>>,
     wait: Wait,
+    /// The inner service's readiness was left pending after a token was found: it may hold
+    /// capacity already (a semaphore assigns a freed permit to its next waiter before that
+    /// waiter is polled again), so the token is not waited for until the inner service is
+    /// ready. A token gone bad meanwhile is the call's to handle: it gives the capacity back
+    /// before it waits. Waiting here instead would deadlock a limit shared with the token
+    /// source, whose refetch needs a permit too.
+    readying: bool,
 }
 
 /// What `poll_token` found about the token.
@@ -43,6 +50,7 @@ impl TokenGate {
             current: tokens.cached(),
             tokens,
             wait: Wait::Nothing,
+            readying: false,
         }
     }
 
@@ -61,7 +69,7 @@ impl TokenGate {
                     }
                 },
                 Wait::Nothing => {
-                    if self.usable().is_some() {
+                    if self.usable().is_some() || std::mem::take(&mut self.readying) {
                         return Poll::Ready(());
                     }
                     self.wait = match self.tokens.acquire() {
@@ -72,6 +80,12 @@ impl TokenGate {
                 }
             }
         }
+    }
+
+    /// Notes that the inner service's readiness is pending after `poll_token` was ready.
+    #[cold]
+    pub(super) fn readying(&mut self) {
+        self.readying = true;
     }
 
     /// Whether `poll_token` left something for the call to handle first.
@@ -125,6 +139,7 @@ impl Clone for TokenGate {
             tokens: self.tokens.clone(),
             current: self.current.clone(),
             wait: Wait::Nothing,
+            readying: false,
         }
     }
 }

@@ -165,7 +165,11 @@ where
         if self.gate.blocked() {
             return Poll::Ready(Ok(()));
         }
-        self.inner.poll_ready(cx).map_err(Into::into)
+        let ready = self.inner.poll_ready(cx);
+        if ready.is_pending() {
+            self.gate.readying();
+        }
+        ready.map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {

@@ -2,4 +2,5 @@
 //! hyper-util, `Buffer` and tower-http's layers used for real.
 
 mod ecosystem;
+mod shared_limit;
 mod stacks;
