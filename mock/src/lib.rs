@@ -313,7 +313,8 @@ impl MockServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`: give it to a preset's `.origin(..)`.
+    /// `http://127.0.0.1:<port>`: give it to a preset's `.origin(..)`, or to a token flow's
+    /// `.base_url(..)` (`akool::client_credentials`, `polyteia::key_exchange`).
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -25,7 +25,9 @@ pub enum TokenErrorKind {
     /// The token source did not answer within the configured fetch timeout.
     Timeout,
     /// The source returned a token that cannot go into a header (empty, whitespace, control
-    /// characters, non-ASCII).
+    /// characters, non-ASCII). A [`JsonTokenEndpoint`](super::JsonTokenEndpoint) (and so the
+    /// presets) reports an answer without a token, or with an empty one, as a `Fetch` error of
+    /// its own.
     InvalidToken,
     /// The API rejected the token, and another rejection-triggered refetch is not allowed yet:
     /// refetches after rejections are rate-limited so a broken account is not a fetch storm.

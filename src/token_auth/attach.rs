@@ -125,15 +125,10 @@ where
     type Future = AttachFuture<S, B>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.gate.poll_token(cx));
-        if self.gate.blocked() {
-            return Poll::Ready(Ok(()));
-        }
-        let ready = self.inner.poll_ready(cx);
-        if ready.is_pending() {
-            self.gate.readying();
-        }
-        ready.map_err(Into::into)
+        let inner = &mut self.inner;
+        self.gate
+            .poll_ready(cx, |cx| inner.poll_ready(cx))
+            .map_err(Into::into)
     }
 
     #[inline]

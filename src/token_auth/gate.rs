@@ -17,19 +17,19 @@ pub(super) struct TokenGate {
     pub(super) tokens: TokenCredential,
     current: Cache<CurrentCell, Option<Arc<Current>>>,
     wait: Wait,
-    /// The inner service's readiness was left pending after a token was found: it may hold
-    /// capacity already (a semaphore assigns a freed permit to its next waiter before that
-    /// waiter is polled again), so the token is not waited for until the inner service is
-    /// ready. A token gone bad meanwhile is the call's to handle: it gives the capacity back
-    /// before it waits. Waiting here instead would deadlock a limit shared with the token
-    /// source, whose refetch needs a permit too.
-    readying: bool,
 }
 
 /// What `poll_token` found about the token.
 enum Wait {
     /// Nothing pending: a token was cached when the service was last made ready.
     Nothing,
+    /// A token was found, and the inner service's readiness is under way. It may hold capacity
+    /// already (a semaphore assigns a freed permit to its next waiter before that waiter is
+    /// polled again), so the token is not waited for again until the inner service is ready:
+    /// a token gone bad meanwhile is the call's to handle, and it gives the capacity back
+    /// before it waits. Waiting here instead would deadlock a limit shared with the token
+    /// source, whose refetch needs a permit too.
+    Readying,
     /// Waiting for the shared fetch.
     Fetch(Flight),
     /// The fetch failed: the next call answers with this error, without the inner service.
@@ -50,7 +50,6 @@ impl TokenGate {
             current: tokens.cached(),
             tokens,
             wait: Wait::Nothing,
-            readying: false,
         }
     }
 
@@ -68,8 +67,9 @@ impl TokenGate {
                         return Poll::Ready(());
                     }
                 },
+                Wait::Readying => return Poll::Ready(()),
                 Wait::Nothing => {
-                    if self.usable().is_some() || std::mem::take(&mut self.readying) {
+                    if self.usable().is_some() {
                         return Poll::Ready(());
                     }
                     self.wait = match self.tokens.acquire() {
@@ -82,10 +82,24 @@ impl TokenGate {
         }
     }
 
-    /// Notes that the inner service's readiness is pending after `poll_token` was ready.
-    #[cold]
-    pub(super) fn readying(&mut self) {
-        self.readying = true;
+    /// The readiness of a token service: a token first, then the inner service's (`inner`).
+    /// Ready without the inner service when the fetch failed or a caller skips waiting: the
+    /// call answers then.
+    pub(super) fn poll_ready<E>(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: impl FnOnce(&mut Context<'_>) -> Poll<Result<(), E>>,
+    ) -> Poll<Result<(), E>> {
+        ready!(self.poll_token(cx));
+        if let Wait::Fetch(_) | Wait::Failed(_) = self.wait {
+            return Poll::Ready(Ok(()));
+        }
+        let ready = inner(cx);
+        self.wait = match ready {
+            Poll::Pending => Wait::Readying,
+            Poll::Ready(_) => Wait::Nothing,
+        };
+        ready
     }
 
     /// Whether `poll_token` left something for the call to handle first.
@@ -98,7 +112,7 @@ impl TokenGate {
     pub(super) fn take_blocked(&mut self) -> Blocked {
         match std::mem::replace(&mut self.wait, Wait::Nothing) {
             Wait::Failed(err) => Blocked::Failed(err),
-            Wait::Fetch(_) | Wait::Nothing => Blocked::Waiting,
+            Wait::Fetch(_) | Wait::Readying | Wait::Nothing => Blocked::Waiting,
         }
     }
 
@@ -139,7 +153,6 @@ impl Clone for TokenGate {
             tokens: self.tokens.clone(),
             current: self.current.clone(),
             wait: Wait::Nothing,
-            readying: false,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `TokenAuthLayer` and `TokenAuth`: wait for the token, attach it, replay once.
 
 use std::fmt;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
@@ -16,7 +16,7 @@ use crate::body::{ResponseBody, can_rebuild, try_copy_request};
 /// Layer that applies [`TokenAuth`], which attaches a [`TokenCredential`]'s token to outgoing
 /// requests.
 ///
-/// See the [module docs](crate::token_auth) for an example.
+/// See the [`token_auth`](crate::token_auth) module for an example.
 #[derive(Clone)]
 pub struct TokenAuthLayer {
     tokens: TokenCredential,
@@ -104,8 +104,8 @@ impl fmt::Debug for TokenAuthLayer {
 ///   with the new token. A second rejection is handed back as the API's response, never a
 ///   loop; so is the rejection of a request whose body cannot be copied.
 ///
-/// Errors are the inner service's, boxed, or a [`TokenError`](crate::TokenError) when no token could be had. See
-/// the [module docs](crate::token_auth) for an example.
+/// Errors are the inner service's, boxed, or a [`TokenError`](crate::TokenError) when no token
+/// could be had. See the [`token_auth`](crate::token_auth) module for an example.
 pub struct TokenAuth<S> {
     inner: S,
     gate: TokenGate,
@@ -161,15 +161,10 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // First a token, then the inner service: capacity is taken only once it can be used.
-        ready!(self.gate.poll_token(cx));
-        if self.gate.blocked() {
-            return Poll::Ready(Ok(()));
-        }
-        let ready = self.inner.poll_ready(cx);
-        if ready.is_pending() {
-            self.gate.readying();
-        }
-        ready.map_err(Into::into)
+        let inner = &mut self.inner;
+        self.gate
+            .poll_ready(cx, |cx| inner.poll_ready(cx))
+            .map_err(Into::into)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
