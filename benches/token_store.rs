@@ -1,7 +1,7 @@
 //! The cached-token path with a token store configured, against the same credential without
 //! one, in the same run: a request reads the token from memory and never touches the store, so
 //! the three rows should be one. The store costs only at a fetch; the fleet's cold start (8
-//! processes, one getToken) is timed by `tests/it/tokens/store/fleet.rs`.
+//! processes, one getToken) is timed by `tests/it/tokens/store/fleet/`.
 //!
 //! Run: `cargo bench --bench token_store` (the Redis row needs `redis-server` on PATH).
 

@@ -18,7 +18,8 @@ use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::Full;
 use serde_json::{Value, json};
 
-use super::{Provider, RecordedRequest, State, TokenFault};
+use crate::state::State;
+use crate::{Provider, RecordedRequest, TokenFault};
 use tower_api_auth::providers::akool;
 use tower_api_auth::server::{MemoryKeyStore, Rejection, RejectionResponse, Requirement};
 use tower_api_auth::{Placement, ValidateCredentialLayer};

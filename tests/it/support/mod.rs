@@ -117,8 +117,8 @@ pub fn token_error(err: tower::BoxError) -> TokenError {
 
 /// The name libtest knows a test function of this binary by, for a test that runs the binary
 /// again to run only that function (with `--exact`): its module path without the crate's name,
-/// so `test_path(module_path!(), "fleet_worker")` in `tests/it/tokens/store/fleet.rs` is
-/// `tokens::store::fleet::fleet_worker`.
+/// so `test_path(module_path!(), "fleet_worker")` in `tests/it/tokens/store/fleet/worker.rs` is
+/// `tokens::store::fleet::worker::fleet_worker`.
 pub fn test_path(module_path: &str, function: &str) -> String {
     let (_binary, path) = module_path
         .split_once("::")
