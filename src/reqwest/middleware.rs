@@ -137,17 +137,10 @@ struct Judged {
 /// when the classifier wants it, puts the classifier's [`Outcome`] into the extensions (unless
 /// one is there), and says whether the token was rejected.
 async fn judge(rejection: &Rejection, response: reqwest::Response) -> Result<Judged> {
-    let url = response.url().clone();
-    let (mut head, body): (Parts, reqwest::Body) = http::Response::from(response).into_parts();
-    let limit = Rejection::BODY_LIMIT;
-    let (whole, body) = if rejection.wants_body(&head) && worth_peeking(&head, &body, limit) {
-        let peeked = Peek::new(body, limit)
-            .await
-            .map_err(reqwest_middleware::Error::Reqwest)?;
-        (peeked.whole, reqwest::Body::wrap(peeked.body))
-    } else {
-        (None, body)
-    };
+    let (url, mut head, whole, body) = take_apart(response, Rejection::BODY_LIMIT, |head| {
+        rejection.wants_body(head)
+    })
+    .await?;
     let verdict = rejection.classify(&head, whole.as_deref());
     let rejected = match (&verdict, head.extensions.get::<Outcome>()) {
         (_, Some(inner)) if inner.refetch_warranted() => true,
@@ -162,6 +155,24 @@ async fn judge(rejection: &Rejection, response: reqwest::Response) -> Result<Jud
         response: rebuild(url, head, body),
         rejected,
     })
+}
+
+/// A response taken apart to be judged: its URL, its head, the whole body when `wants_body`
+/// says so and it is JSON of at most `limit` bytes (read ahead), and the body to hand on.
+async fn take_apart(
+    response: reqwest::Response,
+    limit: usize,
+    wants_body: impl FnOnce(&Parts) -> bool,
+) -> Result<(reqwest::Url, Parts, Option<bytes::Bytes>, reqwest::Body)> {
+    let url = response.url().clone();
+    let (head, body): (Parts, reqwest::Body) = http::Response::from(response).into_parts();
+    if !(wants_body(&head) && worth_peeking(&head, &body, limit)) {
+        return Ok((url, head, None, body));
+    }
+    let peeked = Peek::new(body, limit)
+        .await
+        .map_err(reqwest_middleware::Error::Reqwest)?;
+    Ok((url, head, peeked.whole, reqwest::Body::wrap(peeked.body)))
 }
 
 /// A `reqwest::Response` again, with the URL it came from.

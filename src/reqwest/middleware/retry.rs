@@ -9,8 +9,7 @@ use reqwest_middleware::{Middleware, Next};
 use tower::BoxError;
 use tower::retry::Policy;
 
-use super::{Result, rebuild};
-use crate::body::{Peek, worth_peeking};
+use super::{Result, rebuild, take_apart};
 use crate::outcome::{Classifier, Outcome, RetryPolicy, StatusClassifier};
 
 /// Middleware that retries rate-limited and transient failures by [`RetryPolicy`]'s rules:
@@ -64,18 +63,9 @@ impl RetryMiddleware {
         if response.extensions().get::<Outcome>().is_some() {
             return Ok(response);
         }
-        let url = response.url().clone();
-        let (mut head, body): (Parts, reqwest::Body) = http::Response::from(response).into_parts();
         let limit = crate::outcome::DEFAULT_BODY_LIMIT;
-        let (whole, body) =
-            if self.classifier.wants_body(&head) && worth_peeking(&head, &body, limit) {
-                let peeked = Peek::new(body, limit)
-                    .await
-                    .map_err(reqwest_middleware::Error::Reqwest)?;
-                (peeked.whole, reqwest::Body::wrap(peeked.body))
-            } else {
-                (None, body)
-            };
+        let wants_body = |head: &Parts| self.classifier.wants_body(head);
+        let (url, mut head, whole, body) = take_apart(response, limit, wants_body).await?;
         let mut outcome = self.classifier.classify(&head, whole.as_deref());
         if outcome.retry_after().is_none() {
             // A provider's classifier may judge by the body alone: the header still counts.

@@ -50,6 +50,16 @@ async fn an_in_flight_load_cannot_re_admit_a_revoked_key() {
     assert_eq!(store.revision(), revision);
 }
 
+/// A lookup-through store that applies changes only when told to (`refresh`, `apply`).
+async fn unpolled_lookup_through(database: &KeyDatabase) -> SqlKeyStore {
+    SqlKeyStore::builder(database.clone())
+        .lookup_through(16)
+        .poll_interval(Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap()
+}
+
 /// A lookup-through miss reads the key while it is valid; the key is revoked and the
 /// revocation applied before the answer reaches the caches. The answer must not be cached
 /// (it would admit the key until the next change to it) nor be given: the lookup asks
@@ -59,12 +69,7 @@ async fn an_in_flight_lookup_cannot_cache_a_revoked_key() {
     let (_dir, database) = sqlite_database().await;
     let issued = database.create(NewKey::new("alice")).await.unwrap();
     let digest = KeyDigest::of(issued.key().expose());
-    let store = SqlKeyStore::builder(database.clone())
-        .lookup_through(16)
-        .poll_interval(Duration::from_secs(3600))
-        .open()
-        .await
-        .unwrap();
+    let store = unpolled_lookup_through(&database).await;
 
     let (answered, release) = store.hold_next_query();
     let in_flight = tokio::spawn(store.lookup(&digest));
@@ -94,12 +99,7 @@ async fn an_in_flight_lookup_cannot_cache_a_revoked_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_flight_miss_cannot_hide_a_created_key() {
     let (_dir, database) = sqlite_database().await;
-    let store = SqlKeyStore::builder(database.clone())
-        .lookup_through(16)
-        .poll_interval(Duration::from_secs(3600))
-        .open()
-        .await
-        .unwrap();
+    let store = unpolled_lookup_through(&database).await;
     let key = database.format().issue();
     let digest = KeyDigest::of(key.expose());
 

@@ -35,29 +35,20 @@ const BODY_KINDS: [BodyKind; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn other_request_body_types_are_replayed_when_they_can_be_and_sent_once_otherwise() {
-    let mut failures = Vec::new();
-    let mut total = 0;
+    let mut tally = Tally::default();
     for kind in BODY_KINDS {
         for replay in [true, false] {
             for rejection in REJECTIONS {
                 for protocol in PROTOCOLS {
-                    total += 1;
                     let name = format!("{kind:?} / replay {replay} / {rejection:?} / {protocol:?}");
-                    if let Err(failure) =
-                        bounded(body_cell(kind, replay, rejection, protocol)).await
-                    {
-                        failures.push(format!("{name}: {failure}"));
-                    }
+                    tally
+                        .run(name, body_cell(kind, replay, rejection, protocol))
+                        .await;
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cells failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.assert_all_passed();
 }
 
 /// One request with a body of `kind`; then, when it was not replayed, the next request (a

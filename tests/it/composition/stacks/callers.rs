@@ -29,25 +29,18 @@ const CALLERS: [Callers; 4] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_callers_at_once_all_succeed_with_one_fetch_per_token() {
-    let mut failures = Vec::new();
-    let mut total = 0;
+    let mut tally = Tally::default();
     for callers in CALLERS {
         for rejection in [None].into_iter().chain(REJECTIONS.map(Some)) {
             for protocol in PROTOCOLS {
-                total += 1;
                 let name = format!("{callers:?} / {rejection:?} / {protocol:?}");
-                if let Err(failure) = bounded(four_callers(callers, rejection, protocol)).await {
-                    failures.push(format!("{name}: {failure}"));
-                }
+                tally
+                    .run(name, four_callers(callers, rejection, protocol))
+                    .await;
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cells failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.assert_all_passed();
 }
 
 /// Four callers, each sending its own body, against a stand-in that rejects `token-1` with

@@ -247,6 +247,32 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The cells of one table: each run bounded, the failures gathered, all reported at the end.
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    async fn run(&mut self, name: String, cell: impl Future<Output = ()> + Send + 'static) {
+        self.total += 1;
+        if let Err(failure) = bounded(cell).await {
+            self.failures.push(format!("{name}: {failure}"));
+        }
+    }
+
+    fn assert_all_passed(self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} cells failed:\n{}",
+            self.failures.len(),
+            self.total,
+            self.failures.join("\n")
+        );
+    }
+}
+
 /// Runs `cell` in a task of its own, bounded by [`CELL_TIMEOUT`]: its panic message, or a
 /// deadlock, is the error.
 async fn bounded(cell: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {

@@ -159,19 +159,11 @@ async fn every_stack_refetches_once_and_replays_once_whatever_the_rejection() {
             }
         }
     }
-    let total = cells.len();
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for (name, cell) in cells {
-        if let Err(failure) = bounded(cell).await {
-            failures.push(format!("{name}: {failure}"));
-        }
+        tally.run(name, cell).await;
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cells failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.assert_all_passed();
 }
 
 /// One cell: a fresh stand-in rejecting `token-1` with `rejection`, one POST through the stack.
