@@ -83,15 +83,15 @@ impl TokenGate {
     }
 
     /// The readiness of a token service: a token first, then the inner service's (`inner`).
-    /// Ready without the inner service when the fetch failed or a caller skips waiting: the
-    /// call answers then.
+    /// Ready without the inner service when the fetch failed: the call answers with the error.
     pub(super) fn poll_ready<E>(
         &mut self,
         cx: &mut Context<'_>,
         inner: impl FnOnce(&mut Context<'_>) -> Poll<Result<(), E>>,
     ) -> Poll<Result<(), E>> {
         ready!(self.poll_token(cx));
-        if let Wait::Fetch(_) | Wait::Failed(_) = self.wait {
+        // `poll_token` is ready with a token (`Nothing`), mid-readiness (`Readying`), or failed.
+        if let Wait::Failed(_) = self.wait {
             return Poll::Ready(Ok(()));
         }
         let ready = inner(cx);

@@ -27,12 +27,7 @@ impl JsonTokenEndpoint {
         let refusal = |code: Option<i64>| {
             let message = self.message_at.iter().find_map(|at| field(at)?.as_str());
             let err = EndpointError {
-                endpoint: format!(
-                    "{}://{}{}",
-                    uri.scheme_str().unwrap_or_default(),
-                    uri.authority().map_or("", |a| a.as_str()),
-                    uri.path()
-                ),
+                endpoint: shown(uri),
                 status: status.as_u16(),
                 code,
                 // An endpoint that echoes the request must not put the secret in an error.
@@ -96,6 +91,21 @@ pub struct EndpointError {
     pub message: Option<String>,
 }
 
+/// An endpoint as errors and `Debug` show it: scheme, host, port and path. Never a query, nor
+/// the userinfo of `https://user:password@host`: either may hold a credential.
+pub(super) fn shown(uri: &Uri) -> String {
+    let port = uri
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    format!(
+        "{}://{}{port}{}",
+        uri.scheme_str().unwrap_or_default(),
+        uri.host().unwrap_or_default(),
+        uri.path()
+    )
+}
+
 /// A time in JSON: an RFC 3339 string, or seconds or milliseconds since the Unix epoch.
 fn time(value: &Value) -> Option<SystemTime> {
     match value {
@@ -131,6 +141,14 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_is_shown_without_userinfo_or_query() {
+        let uri: Uri = "https://user:hunter2@auth.example.com:8443/oauth/token?key=k3y"
+            .parse()
+            .unwrap();
+        assert_eq!(shown(&uri), "https://auth.example.com:8443/oauth/token");
+    }
 
     #[test]
     fn times_are_read_as_rfc3339_and_epoch_numbers() {

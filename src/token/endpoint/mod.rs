@@ -3,6 +3,7 @@
 
 mod answer;
 
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -82,7 +83,7 @@ where
 /// assert_eq!(tokens.generation(), None); // fetched on first use
 /// # Ok::<(), tower_api_auth::CredentialError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JsonTokenEndpoint {
     url: String,
     secret: Secret,
@@ -96,6 +97,22 @@ pub struct JsonTokenEndpoint {
     /// What a token store keys this endpoint's tokens by, besides the URL and the secret.
     #[cfg_attr(not(feature = "token-store"), allow(dead_code))]
     identity: (&'static str, String),
+}
+
+impl fmt::Debug for JsonTokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL as errors show it: no userinfo, no query (either may hold a credential).
+        let url = match self.url.parse::<Uri>() {
+            Ok(uri) => answer::shown(&uri),
+            Err(_) => "[not a URL]".to_owned(),
+        };
+        f.debug_struct("JsonTokenEndpoint")
+            .field("url", &url)
+            .field("secret", &self.secret)
+            .field("secret_at", &self.secret_at)
+            .field("token_at", &self.token_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +328,12 @@ mod tests {
             serde_json::json!({ "json": { "organizationId": "org", "key": "s3cret" } })
         );
         assert!(!format!("{endpoint:?}").contains("s3cret"));
+        let with_userinfo = JsonTokenEndpoint::new("https://u:hunter2@a.example/t?k=k3y", "s");
+        let printed = format!("{with_userinfo:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("k3y"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -5,18 +5,59 @@
 //! request can hold a permit while the token it passed readiness with is rejected. Were it then
 //! to wait for the refetch, the refetch (which needs a permit of the same limit) would never
 //! start: every permit-holder would wait for it. The layer instead finishes the inner
-//! service's readiness and lets the call give the permit back before the request waits.
+//! service's readiness and lets the call give the permit back before the request waits: with
+//! the limit right below the token layer, or with tower-http's `TraceLayer` or a `ClassifyLayer`
+//! in between.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::join_all;
-use http::StatusCode;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use tower::limit::ConcurrencyLimit;
-use tower::{Layer, ServiceExt};
-use tower_api_auth::TokenAuthLayer;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, Layer, ServiceExt};
 use tower_api_auth::providers::akool;
+use tower_api_auth::{ClassifyLayer, TokenAuthLayer};
+use tower_http::trace::TraceLayer;
 
-use crate::support::{akool_server, client, get, quota_url};
+use crate::support::{Body, HttpClient, akool_server, client, get, quota_url};
+
+/// What sits between the token layer and the limit it shares with its token source.
+#[derive(Debug, Clone, Copy)]
+enum Between {
+    Nothing,
+    Trace,
+    Classify,
+}
+
+type Inner = BoxCloneSyncService<Request<Body>, Response<UnsyncBoxBody<Bytes, BoxError>>, BoxError>;
+
+/// The shared limit, under `between`, boxed so that every variant is one type.
+fn inner(between: Between, limit: ConcurrencyLimit<HttpClient>) -> Inner {
+    fn boxed<S, B>(service: S) -> Inner
+    where
+        S: tower::Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let service = service
+            .map_response(|response: Response<B>| {
+                response.map(|body| body.map_err(Into::into).boxed_unsync())
+            })
+            .map_err(Into::into);
+        BoxCloneSyncService::new(service)
+    }
+    match between {
+        Between::Nothing => boxed(limit),
+        Between::Trace => boxed(TraceLayer::new_for_http().layer(limit)),
+        Between::Classify => boxed(ClassifyLayer::new(akool::classifier()).layer(limit)),
+    }
+}
 
 /// Far beyond what these requests take on loopback: reaching it means the stack deadlocked.
 const DEADLOCK: Duration = Duration::from_secs(30);
@@ -24,9 +65,13 @@ const DEADLOCK: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn a_rejection_with_more_waiters_than_permits_refetches_once_and_answers_everyone() {
     // (permits, requests at once)
-    for (permits, requests) in [(1, 2), (1, 4), (2, 8), (4, 16)] {
+    let cases = [(1, 2), (1, 4), (2, 8), (4, 16)].map(|case| (case, Between::Nothing));
+    let others = [Between::Trace, Between::Classify].map(|between| ((1, 4), between));
+    for ((permits, requests), between) in cases.into_iter().chain(others) {
         for replay in [true, false] {
-            let name = format!("{permits} permits, {requests} requests, replay {replay}");
+            let name = format!(
+                "{permits} permits, {requests} requests, replay {replay}, {between:?} between"
+            );
             let server = akool_server().await;
             let limit = ConcurrencyLimit::new(client(), permits);
             let tokens = akool::client_credentials("client-id", "client-secret")
@@ -35,7 +80,7 @@ async fn a_rejection_with_more_waiters_than_permits_refetches_once_and_answers_e
                 .unwrap();
             let layer = TokenAuthLayer::new(tokens.clone());
             let send = |url: String, replay: bool| {
-                let (layer, limit) = (layer.clone(), limit.clone());
+                let (layer, limit) = (layer.clone(), inner(between, limit.clone()));
                 async move {
                     match replay {
                         true => layer
