@@ -230,18 +230,34 @@ where
 pub fn bench<S, B>(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
+    service: S,
+    request: impl FnMut() -> Request<Body>,
+) where
+    S: Service<Request<Body>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    bench_in(
+        group,
+        name,
+        service,
+        request,
+        criterion::BatchSize::SmallInput,
+    );
+}
+
+/// As [`bench`], the requests built `batch` at a time.
+pub fn bench_in<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
     mut service: S,
     mut request: impl FnMut() -> Request<Body>,
+    batch: criterion::BatchSize,
 ) where
     S: Service<Request<Body>, Response = Response<B>>,
     S::Error: std::fmt::Debug,
 {
     group.bench_function(name, |b| {
-        b.iter_batched(
-            &mut request,
-            |r| once(&mut service, r),
-            criterion::BatchSize::SmallInput,
-        )
+        b.iter_batched(&mut request, |r| once(&mut service, r), batch)
     });
 }
 

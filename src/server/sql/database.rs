@@ -305,16 +305,17 @@ impl KeyDatabase {
         })
     }
 
-    /// Records that keys `ids` were used at `at`, in one transaction. Takes no revision.
-    pub(super) async fn touch(&self, ids: &[&str], at: i64) -> Result<(), SqlStoreError> {
+    /// Records that the keys of `digests` were used at `at`, in one transaction. Takes no
+    /// revision.
+    pub(super) async fn touch(&self, digests: &[KeyDigest], at: i64) -> Result<(), SqlStoreError> {
         let sql = "UPDATE api_keys SET last_used_at = $1 \
-                   WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
+                   WHERE digest = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
         on_pool!(self, pool => {
             let mut transaction = pool.begin().await.map_err(SqlStoreError::database)?;
-            for id in ids {
+            for digest in digests {
                 sqlx::query(sql)
                     .bind(at)
-                    .bind(*id)
+                    .bind(digest.as_bytes().as_slice())
                     .execute(&mut *transaction)
                     .await
                     .map_err(SqlStoreError::database)?;

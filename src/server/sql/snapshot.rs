@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::database::{Row, time};
 use crate::server::{KeyDigest, KeyRecord, Principal};
@@ -12,7 +13,10 @@ use crate::server::{KeyDigest, KeyRecord, Principal};
 /// the shards it touches: with a million keys, about 4,000 keys a shard instead of all of them.
 const SHARDS: usize = 256;
 
-type Shard = HashMap<KeyDigest, Arc<Entry>>;
+/// Entries are held in the map itself, not behind a pointer: a lookup among a million keys
+/// then reads the probed slot and the principal, as `MemoryKeyStore`'s does, and no third line
+/// of memory.
+type Shard = HashMap<KeyDigest, Entry>;
 
 /// Every key known, by digest, in shards, and the highest revision applied.
 pub(super) struct Snapshot {
@@ -20,13 +24,22 @@ pub(super) struct Snapshot {
     pub(super) revision: i64,
 }
 
-/// One key: what a lookup answers, the row's revision, and whether a use is waiting to be
-/// written as `last_used_at`.
+/// One key: what a lookup answers, the row's revision, and the usage interval in which a use
+/// of it was last queued to be written as `last_used_at`.
 pub(super) struct Entry {
     pub(super) record: KeyRecord,
-    pub(super) id: Box<str>,
     pub(super) revision: i64,
-    pub(super) used: AtomicBool,
+    pub(super) used: AtomicU64,
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        Self {
+            record: self.record.clone(),
+            revision: self.revision,
+            used: AtomicU64::new(self.used.load(Relaxed)),
+        }
+    }
 }
 
 impl Default for Snapshot {
@@ -45,7 +58,7 @@ fn shard(digest: &KeyDigest) -> usize {
 
 impl Snapshot {
     /// The key whose digest is `digest`: one index and one probe.
-    pub(super) fn get(&self, digest: &KeyDigest) -> Option<&Arc<Entry>> {
+    pub(super) fn get(&self, digest: &KeyDigest) -> Option<&Entry> {
         self.shards[shard(digest)].get(digest)
     }
 
@@ -72,7 +85,7 @@ impl Snapshot {
             // Copies the shard on its first change here (`self` still holds it), then edits
             // the copy in place.
             let shard = Arc::make_mut(&mut shards[shard(&row.digest)]);
-            shard.insert(row.digest, Arc::new(Entry::from(row)));
+            shard.insert(row.digest, Entry::from(row));
             changed = true;
         }
         let revision = self.revision.max(newest);
@@ -107,9 +120,8 @@ impl From<Row> for Entry {
         }
         Self {
             record,
-            id: row.id.into(),
             revision: row.revision,
-            used: AtomicBool::new(false),
+            used: AtomicU64::new(0),
         }
     }
 }

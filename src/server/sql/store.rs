@@ -207,10 +207,10 @@ impl Shared {
         }
     }
 
-    /// What `entry` answers, marking it used if it is not revoked.
-    fn answer(&self, entry: &Arc<Entry>) -> KeyRecord {
+    /// What `entry` (the key of `digest`) answers, marking it used if it is not revoked.
+    fn answer(&self, digest: &KeyDigest, entry: &Entry) -> KeyRecord {
         if !entry.record.is_revoked() {
-            self.usage.mark(entry);
+            self.usage.mark(digest, entry);
         }
         entry.record.clone()
     }
@@ -239,7 +239,7 @@ impl Shared {
             #[cfg(test)]
             self.held().await;
             match caches.fill(&digest, seen, found) {
-                Fill::Cached(entry) => return Ok(entry.map(|entry| self.answer(&entry))),
+                Fill::Cached(entry) => return Ok(entry.map(|entry| self.answer(&digest, &entry))),
                 Fill::Stale(found) if attempt == ATTEMPTS => {
                     // The key keeps changing: this reading is as new as the revision applied
                     // when it started, as a request racing a change is answered.
@@ -293,13 +293,13 @@ impl KeyStore for SqlKeyStore {
                 let found = snapshot
                     .load()
                     .get(digest)
-                    .map(|entry| shared.answer(entry));
+                    .map(|entry| shared.answer(digest, entry));
                 return LookupFuture::ready(Ok(found));
             }
             Keys::LookupThrough(caches) => caches,
         };
         match caches.probe(digest) {
-            Probe::Known(entry) => LookupFuture::ready(Ok(Some(shared.answer(&entry)))),
+            Probe::Known(entry) => LookupFuture::ready(Ok(Some(shared.answer(digest, &entry)))),
             Probe::Unknown => LookupFuture::ready(Ok(None)),
             // While the database is down (and the policy serves what is in memory), a miss is
             // refused at once rather than after the pool's acquire timeout.

@@ -1,42 +1,57 @@
-//! `last_used_at`, written in batches off the request path: a request marks its key used (one
-//! relaxed load once the key is marked), a task writes the marked keys every interval.
+//! `last_used_at`, written in batches off the request path: a request queues its key's digest
+//! the first time the key is used in a usage interval (one relaxed load per request after
+//! that), and a task writes the queued keys every interval.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use super::database::millis;
 use super::snapshot::Entry;
 use super::{KeyDatabase, SqlStoreError};
+use crate::server::KeyDigest;
 
-/// Keys used since the last write. A key is queued once until its write succeeds: at most one
-/// write per key per interval.
-#[derive(Default)]
+/// Keys used since the last write, and the current interval. A key is queued once per interval
+/// (its entry remembers the interval it was queued in) and stays queued until its write
+/// succeeds: at most one write per key per interval.
 pub(super) struct Usage {
-    pending: Mutex<Vec<Arc<Entry>>>,
+    /// The current interval; a successful write starts the next. Entries start at 0.
+    interval: AtomicU64,
+    pending: Mutex<Vec<KeyDigest>>,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self {
+            interval: AtomicU64::new(1),
+            pending: Mutex::default(),
+        }
+    }
 }
 
 impl Usage {
-    /// Marks `entry` used (queues it the first time in an interval).
-    pub(super) fn mark(&self, entry: &Arc<Entry>) {
-        if !entry.used.load(Relaxed) && !entry.used.swap(true, Relaxed) {
-            self.queue().push(Arc::clone(entry));
+    /// Marks the key of `digest` used (queues it the first time in an interval).
+    pub(super) fn mark(&self, digest: &KeyDigest, entry: &Entry) {
+        let interval = self.interval.load(Relaxed);
+        if entry.used.load(Relaxed) != interval && entry.used.swap(interval, Relaxed) != interval {
+            self.queue().push(*digest);
         }
     }
 
     /// Writes every queued key's `last_used_at` in one transaction. On failure the keys stay
     /// queued for the next flush.
     pub(super) async fn flush(&self, database: &KeyDatabase) -> Result<usize, SqlStoreError> {
-        let batch = std::mem::take(&mut *self.queue());
+        let mut batch = std::mem::take(&mut *self.queue());
+        // A key first used while the previous write ran is queued in both intervals.
+        batch.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        batch.dedup();
         if batch.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<&str> = batch.iter().map(|entry| &*entry.id).collect();
-        match database.touch(&ids, millis(SystemTime::now())).await {
+        match database.touch(&batch, millis(SystemTime::now())).await {
             Ok(()) => {
-                for entry in &batch {
-                    entry.used.store(false, Relaxed);
-                }
+                self.interval.fetch_add(1, Relaxed);
                 Ok(batch.len())
             }
             Err(error) => {
@@ -46,7 +61,7 @@ impl Usage {
         }
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Entry>>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<KeyDigest>> {
         // A push or a take cannot be left half-done by a panic.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
