@@ -1,6 +1,7 @@
 //! The key store's contract, run alike against `MemoryKeyStore`, SQLite and PostgreSQL, over
 //! real HTTP: insert, lookup, expiry, revoke, roll with overlap, several keys per principal.
-//! Then what only the SQL store does: `last_used_at` in batches, the outage policy on SQLite.
+//! Then what only the SQL store does: `last_used_at` in batches (SQLite and PostgreSQL), the
+//! outage policy on SQLite.
 
 use crate::support;
 use crate::support::postgres;

@@ -2,13 +2,23 @@
 
 use super::*;
 
-/// A key used many times is written once per flush; `last_used_at` shows it.
 #[tokio::test]
-async fn last_used_is_written_once_per_key_per_interval() {
+async fn last_used_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    last_used_is_written_once_per_key_per_interval(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_postgres() {
+    let Some(pg) = postgres::Postgres::start("last_used_postgres") else {
+        return;
+    };
+    last_used_is_written_once_per_key_per_interval(&pg.url()).await;
+}
+
+/// A key used many times is written once per flush; `last_used_at` shows it.
+async fn last_used_is_written_once_per_key_per_interval(url: &str) {
+    let database = KeyDatabase::connect(url, format()).await.unwrap();
     let used = database.create(NewKey::new("frank")).await.unwrap();
     let unused = database.create(NewKey::new("grace")).await.unwrap();
     let store = SqlKeyStore::open(database.clone()).await.unwrap();
