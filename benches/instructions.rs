@@ -544,6 +544,7 @@ fn validate_accepted(input: Input<Validate>) -> Validate {
 
 #[library_benchmark]
 #[bench::keys_10(args = (10), setup = setup_sql_accepted)]
+#[bench::keys_10000(args = (10_000), setup = setup_sql_accepted)]
 fn validate_sql_accepted(input: Input<ValidateSql>) -> ValidateSql {
     one_request(input)
 }
