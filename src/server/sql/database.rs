@@ -73,6 +73,42 @@ macro_rules! decode {
 /// How long a query waits for a connection before the database counts as unreachable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How many times a step of opening a SQLite database is tried while replicas starting at the
+/// same moment on a new file are in its way: see [`starting`].
+#[cfg(feature = "sqlite")]
+const STARTING_ATTEMPTS: u32 = 8;
+
+/// Runs `step` until it succeeds, or fails in a way `retry` does not accept, or
+/// [`STARTING_ATTEMPTS`] times (0.56 s of waits in all).
+#[cfg(feature = "sqlite")]
+async fn starting<T, E, F>(mut step: impl FnMut() -> F, retry: impl Fn(&E) -> bool) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(error) if attempt < STARTING_ATTEMPTS && retry(&error) => {
+                tokio::time::sleep(Duration::from_millis(20) * attempt).await;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether `error` is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+#[cfg(feature = "sqlite")]
+fn sqlite_busy(error: &sqlx::Error) -> bool {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    let code = match error {
+        sqlx::Error::Database(error) => error.code().and_then(|code| code.parse::<i32>().ok()),
+        _ => None,
+    };
+    code.is_some_and(|code| matches!(code & 0xff, BUSY | LOCKED))
+}
+
 /// How many rows one query of [`KeyDatabase::changes_since`] reads at most.
 const PAGE: usize = 10_000;
 
@@ -96,9 +132,11 @@ impl KeyDatabase {
                     // file (a server and the admin tool).
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
+                let pool = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+                // Turning a new file to WAL takes a lock that SQLite's busy timeout does not
+                // wait for: a replica starting at the same moment as another is told "database
+                // is locked", and connects when asked again.
+                let pool = starting(|| pool.clone().connect_with(options.clone()), sqlite_busy)
                     .await
                     .map_err(SqlStoreError::database)?;
                 Backend::Sqlite(pool)
@@ -159,7 +197,14 @@ impl KeyDatabase {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(pool) => {
                 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-                MIGRATOR.run(pool).await.map_err(SqlStoreError::migrate)
+                // SQLite has no lock a migration could take (on PostgreSQL sqlx takes an
+                // advisory lock): replicas starting at once on a new file all find it
+                // unmigrated, and all but the first fail on its tables or its write lock. Each
+                // migration is one transaction, so a failed one left nothing behind; asked
+                // again, the migrator finds what the first applied.
+                starting(|| MIGRATOR.run(pool), |_| true)
+                    .await
+                    .map_err(SqlStoreError::migrate)
             }
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => {

@@ -24,6 +24,7 @@ use support::{Served, client, get as request};
 
 mod admin;
 mod changes;
+mod connect;
 mod contract;
 mod lookup_through;
 mod outage;

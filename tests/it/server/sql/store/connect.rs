@@ -1,0 +1,55 @@
+//! Connecting: replicas (and the admin tool) starting at once on a new database.
+
+use super::*;
+
+/// How many replicas start at once.
+const REPLICAS: usize = 4;
+
+/// Four replicas connecting to a new SQLite file at the same moment all connect and open: the
+/// ones that meet the others' schema being created wait for it rather than fail (SQLite has no
+/// lock a migration could take, and turning a new file to WAL takes one its busy timeout does
+/// not wait for). Ten rounds, each on a new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_connecting_at_once_to_a_new_sqlite_file() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        if let Err(error) = open_at_once(&sqlite_url(&dir)).await {
+            panic!("round {round}: {error}");
+        }
+    }
+}
+
+/// The same on a new PostgreSQL database, where sqlx's advisory lock keeps the migrations
+/// apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_connecting_at_once_to_a_new_postgres_database() {
+    let Some(pg) =
+        postgres::Postgres::start("replicas_connecting_at_once_to_a_new_postgres_database")
+    else {
+        return;
+    };
+    open_at_once(&pg.url()).await.unwrap();
+}
+
+/// Connects [`REPLICAS`] databases to `url` and opens a store on each, all let go at once.
+async fn open_at_once(url: &str) -> Result<(), String> {
+    let start = Arc::new(tokio::sync::Barrier::new(REPLICAS));
+    let replicas: Vec<_> = (0..REPLICAS)
+        .map(|_| {
+            let (url, start) = (url.to_owned(), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                let database = KeyDatabase::connect(&url, format())
+                    .await
+                    .map_err(|error| format!("connect: {error:?}"))?;
+                SqlKeyStore::open(database)
+                    .await
+                    .map_err(|error| format!("open: {error:?}"))
+            })
+        })
+        .collect();
+    for replica in replicas {
+        replica.await.unwrap()?;
+    }
+    Ok(())
+}
