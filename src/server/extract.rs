@@ -13,6 +13,7 @@
 //!   the values agree: there is no telling which one the client meant.
 
 use http::HeaderMap;
+use http::header::Entry;
 
 use super::Rejection;
 use crate::Placement;
@@ -49,6 +50,18 @@ pub(crate) fn credential<'h>(
         found = Some(credential);
     }
     found.ok_or(Rejection::Missing)
+}
+
+/// Marks every value of the headers `placements` read sensitive, so that what runs after the
+/// layer (a `TraceLayer` recording headers, say) shows the credential as `Sensitive`.
+pub(crate) fn mark_sensitive(placements: &[Placement], headers: &mut HeaderMap) {
+    for placement in placements {
+        if let Entry::Occupied(mut values) = headers.entry(placement.header_name()) {
+            values
+                .iter_mut()
+                .for_each(|value| value.set_sensitive(true));
+        }
+    }
 }
 
 /// What follows `scheme` in `value`, if `value` starts with that scheme as a whole token.

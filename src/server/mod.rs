@@ -70,6 +70,11 @@
 //! A 401 carries `WWW-Authenticate` with the accepted schemes (`Bearer error="invalid_token"`
 //! once a credential was presented). A refusal is logged at `INFO` with its reason and, when
 //! the key was known, its principal's id; the credential never is.
+//!
+//! The layer marks the headers it read the credential from sensitive, so what runs after it
+//! (tower-http's `TraceLayer` recording headers, say) shows `Sensitive`, never the key. What
+//! runs before it sees the request as the client sent it: put tower-http's
+//! `SetSensitiveRequestHeadersLayer` outermost when a trace comes first.
 
 #[cfg(feature = "axum")]
 mod axum;

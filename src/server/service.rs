@@ -54,11 +54,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let settings = &self.config.settings;
-        let lookup = match super::extract::credential(&self.config.placements, request.headers()) {
+        let placements = &self.config.placements;
+        let lookup = match super::extract::credential(placements, request.headers()) {
             Ok(credential) if settings.well_formed(credential) => {
-                self.config.store.lookup(&KeyDigest::of(credential))
+                let lookup = self.config.store.lookup(&KeyDigest::of(credential));
+                super::extract::mark_sensitive(placements, request.headers_mut());
+                lookup
             }
             Ok(_) => {
                 let response = settings.respond(refused(Rejection::Malformed, None));

@@ -333,3 +333,75 @@ async fn a_token_endpoint_echoing_the_secret_does_not_put_it_in_the_error() {
         assert!(!shown.contains("SECRET"), "{shown}");
     }
 }
+
+/// An axum app with tower-http's `TraceLayer` recording request headers: the key a caller
+/// presents never reaches its spans when the trace runs after the server layer (which marks
+/// the headers it read sensitive), or runs first behind `SetSensitiveRequestHeadersLayer`.
+/// The last row, a trace before the layer and nothing marking the headers, shows the key: the
+/// capture sees what a misordered stack would log.
+#[tokio::test]
+async fn a_trace_recording_headers_never_shows_an_incoming_key() {
+    use axum::routing::get as route;
+    use http::header::{AUTHORIZATION, HeaderName};
+    use tower_api_auth::ValidateCredentialLayer;
+    use tower_api_auth::server::{KeyRecord, MemoryKeyStore, Principal};
+    use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+    const KEY: &str = "incoming-SECRET-key";
+    let x_api_key = HeaderName::from_static("x-api-key");
+    let keys = MemoryKeyStore::new();
+    keys.insert(KEY, KeyRecord::new(Principal::new("caller")));
+    let validate = ValidateCredentialLayer::new(Placement::bearer(), keys)
+        .accept(Placement::header(x_api_key.clone()).unwrap());
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(
+            DefaultMakeSpan::new()
+                .level(Level::INFO)
+                .include_headers(true),
+        )
+        .on_request(DefaultOnRequest::new().level(Level::INFO));
+    let sensitive = SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, x_api_key.clone()]);
+    let app = || axum::Router::new().route("/", route(|| async { "ok" }));
+
+    type Row = (&'static str, axum::Router, bool);
+    let rows: [Row; 3] = [
+        (
+            "trace after the layer",
+            app().layer(trace.clone()).layer(validate.clone()),
+            false,
+        ),
+        (
+            "trace first, behind SetSensitiveRequestHeadersLayer",
+            app()
+                .layer(validate.clone())
+                .layer(trace.clone())
+                .layer(sensitive),
+            false,
+        ),
+        (
+            "trace first, nothing marking the headers (control)",
+            app().layer(validate.clone()).layer(trace.clone()),
+            true,
+        ),
+    ];
+    for (name, router, shows_key) in rows {
+        let logs = CapturedLogs::default();
+        let _guard = logs.install();
+        let served = support::Served::start(router).await;
+        for (header, value) in [
+            (AUTHORIZATION, format!("Bearer {KEY}")),
+            (x_api_key.clone(), KEY.to_owned()),
+        ] {
+            let mut request = get(&served.base_url);
+            request.headers_mut().insert(header, value.parse().unwrap());
+            let response = client().request(request).await.unwrap();
+            assert_eq!(response.status(), 200, "{name}");
+        }
+        let text = logs.text();
+        assert!(
+            text.contains("headers="),
+            "{name}: no span recorded headers: {text}"
+        );
+        assert_eq!(text.contains(KEY), shows_key, "{name}: {text}");
+    }
+}
