@@ -14,6 +14,21 @@ use crate::server::KeyDigest;
 /// How many base62 characters a key id has.
 const ID_LEN: usize = 16;
 
+/// The metadata field a rolled key's successor names it in.
+const ROLLED_FROM: &str = "rolled_from";
+
+/// Whether `row`'s key was issued by rolling the key `id`.
+fn rolled_from(row: &Row, id: &str) -> bool {
+    let metadata: Result<serde_json::Value, _> = serde_json::from_str(&row.metadata);
+    metadata
+        .is_ok_and(|metadata| metadata.get(ROLLED_FROM).and_then(|from| from.as_str()) == Some(id))
+}
+
+/// Whether `text` is 1 or more visible characters without whitespace or control characters.
+fn visible(text: &str) -> bool {
+    !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// A key to create: its principal, organization, scopes, expiry and metadata.
 ///
 /// ```
@@ -176,11 +191,19 @@ impl IssuedKey {
 impl KeyDatabase {
     /// Issues a key in the database's [`KeyFormat`](crate::server::KeyFormat) and stores its
     /// digest. A principal may hold any number of keys.
+    ///
+    /// Refused: an empty principal or scope, or one with whitespace or control characters
+    /// ([`SqlStoreError::Principal`], [`SqlStoreError::Scope`]), and an expiry that has passed
+    /// ([`SqlStoreError::PastExpiry`]).
     pub async fn create(&self, key: NewKey) -> Result<IssuedKey, SqlStoreError> {
-        if key.scopes.iter().any(|scope| {
-            scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control())
-        }) {
+        if !visible(&key.principal) {
+            return Err(SqlStoreError::Principal);
+        }
+        if !key.scopes.iter().all(|scope| visible(scope)) {
             return Err(SqlStoreError::Scope);
+        }
+        if key.expires_at.is_some_and(|at| at <= SystemTime::now()) {
+            return Err(SqlStoreError::PastExpiry);
         }
         let secret = self.format.issue();
         let start = self
@@ -243,7 +266,9 @@ impl KeyDatabase {
     ///
     /// Rolling changes the secret, not the key's life: the new key expires when the old one
     /// was to. A revoked key ([`SqlStoreError::Revoked`]) or an expired one
-    /// ([`SqlStoreError::Expired`]) cannot be rolled; create a new key instead.
+    /// ([`SqlStoreError::Expired`]) cannot be rolled; create a new key instead. Nor can a key
+    /// rolled already ([`SqlStoreError::Rolled`], naming its successor): its expiry is now
+    /// the overlap's end, which a second successor would inherit; roll the successor.
     pub async fn roll(&self, id: &str, overlap: Duration) -> Result<IssuedKey, SqlStoreError> {
         let old = self
             .row(id)
@@ -258,6 +283,17 @@ impl KeyDatabase {
         {
             return Err(SqlStoreError::Expired(id.to_owned()));
         }
+        let successor = self
+            .rows_of(&old.principal)
+            .await?
+            .into_iter()
+            .find(|row| rolled_from(row, id));
+        if let Some(successor) = successor {
+            return Err(SqlStoreError::Rolled {
+                key: id.to_owned(),
+                successor: successor.id,
+            });
+        }
         let mut new = NewKey {
             principal: old.principal,
             organization: old.organization,
@@ -265,7 +301,7 @@ impl KeyDatabase {
             expires_at: old.expires_at.map(time),
             metadata: serde_json::from_str(&old.metadata).unwrap_or_default(),
         };
-        new = new.metadata("rolled_from", id);
+        new = new.metadata(ROLLED_FROM, id);
         let issued = self.create(new).await?;
         let until = SystemTime::now()
             .checked_add(overlap)

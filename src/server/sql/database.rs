@@ -284,6 +284,19 @@ impl KeyDatabase {
         })
     }
 
+    /// The rows of `principal`'s keys (by the `principal` column's index).
+    pub(super) async fn rows_of(&self, principal: &str) -> Result<Vec<Row>, SqlStoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE principal = $1");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(principal)
+                .fetch_all(pool)
+                .await
+                .map_err(SqlStoreError::database)?;
+            rows.iter().map(|row| decode!(row)).collect()
+        })
+    }
+
     /// The row of key `id`.
     pub(super) async fn row(&self, id: &str) -> Result<Option<Row>, SqlStoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");

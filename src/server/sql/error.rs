@@ -26,6 +26,21 @@ pub enum SqlStoreError {
     /// The key has expired: it cannot be rolled.
     #[error("the key {0:?} has expired")]
     Expired(String),
+    /// The key was rolled already: its successor is the key to roll (a lost successor is
+    /// revoked, and a new key created).
+    #[error("the key {key:?} was rolled into {successor:?} already: roll that key instead")]
+    Rolled {
+        /// The key asked to be rolled.
+        key: String,
+        /// The key its roll issued.
+        successor: String,
+    },
+    /// A new key's principal is empty or holds whitespace or control characters.
+    #[error("a principal is 1 or more visible characters without whitespace")]
+    Principal,
+    /// A new key's expiry has passed already.
+    #[error("the new key's expiry has passed already")]
+    PastExpiry,
     /// The snapshot is too old to serve (the database has been unreachable longer than the
     /// outage policy allows), or the policy is to fail closed; or a lookup-through store's
     /// caches do not hold the key and the database is unreachable.

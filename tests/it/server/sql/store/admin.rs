@@ -1,4 +1,5 @@
-//! Issuing and rolling keys: the key shown once, an expired key never rolled.
+//! Issuing and rolling keys: the key shown once, new keys checked, an expired or rolled key
+//! never rolled.
 
 use super::*;
 
@@ -40,15 +41,76 @@ async fn an_expired_key_cannot_be_rolled() {
     let database = KeyDatabase::connect(&sqlite_url(&dir), format())
         .await
         .unwrap();
-    let expired = NewKey::new("judy").expires_at(SystemTime::now() - Duration::from_secs(60));
-    let expired = database.create(expired).await.unwrap();
-    let err = database
-        .roll(expired.info().id(), Duration::from_secs(3600))
+    let issued = NewKey::new("judy").expires_at(SystemTime::now() + HOUR);
+    let issued = database.create(issued).await.unwrap();
+    // Its hour gone by, as the database sees it.
+    let pool = sqlx::SqlitePool::connect(&sqlite_url(&dir)).await.unwrap();
+    let past = SystemTime::now() - Duration::from_secs(60);
+    sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
+        .bind(past.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64)
+        .bind(issued.info().id())
+        .execute(&pool)
         .await
-        .unwrap_err();
+        .unwrap();
+    let err = database.roll(issued.info().id(), HOUR).await.unwrap_err();
     assert!(
-        matches!(err, tower_api_auth::server::sql::SqlStoreError::Expired(ref id) if id == expired.info().id()),
+        matches!(err, SqlStoreError::Expired(ref id) if id == issued.info().id()),
         "{err:?}"
     );
     assert_eq!(database.list().await.unwrap().len(), 1, "no key issued");
+}
+
+/// A key rolled already is not rolled again: its expiry is now the overlap's end, which a
+/// second successor would inherit (a key meant to live forever, dead in an hour). The error
+/// names the successor, which rolls as any key does and keeps the original expiry.
+#[tokio::test]
+async fn a_key_rolled_already_names_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
+        .await
+        .unwrap();
+    let old = database.create(NewKey::new("kim")).await.unwrap();
+    let first = database.roll(old.info().id(), HOUR).await.unwrap();
+    assert_eq!(first.info().expires_at(), None, "the original expiry: none");
+    let err = database.roll(old.info().id(), HOUR).await.unwrap_err();
+    match &err {
+        SqlStoreError::Rolled { key, successor } => {
+            assert_eq!(key, old.info().id());
+            assert_eq!(successor, first.info().id());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains(first.info().id()), "{err}");
+    assert_eq!(database.list().await.unwrap().len(), 2, "no third key");
+    let second = database.roll(first.info().id(), HOUR).await.unwrap();
+    assert_eq!(
+        second.info().expires_at(),
+        None,
+        "still the original expiry"
+    );
+}
+
+/// A new key needs a principal, visible scopes, and an expiry still ahead.
+#[tokio::test]
+async fn new_keys_are_checked_before_they_are_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
+        .await
+        .unwrap();
+    let past = SystemTime::now() - Duration::from_secs(1);
+    let cases = [
+        ("empty principal", NewKey::new(""), "Principal"),
+        ("principal with a space", NewKey::new("al ice"), "Principal"),
+        ("empty scope", NewKey::new("al").scopes([""]), "Scope"),
+        (
+            "past expiry",
+            NewKey::new("al").expires_at(past),
+            "PastExpiry",
+        ),
+    ];
+    for (name, key, expected) in cases {
+        let err = database.create(key).await.unwrap_err();
+        assert!(format!("{err:?}").starts_with(expected), "{name}: {err:?}");
+    }
+    assert!(database.list().await.unwrap().is_empty(), "nothing issued");
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::routing::get;
 use http::StatusCode;
 use tower_api_auth::ValidateCredentialLayer;
-use tower_api_auth::server::sql::{KeyDatabase, NewKey, OutagePolicy, SqlKeyStore};
+use tower_api_auth::server::sql::{KeyDatabase, NewKey, OutagePolicy, SqlKeyStore, SqlStoreError};
 use tower_api_auth::server::{
     KeyDigest, KeyFormat, KeyRecord, KeyStore, MemoryKeyStore, Principal,
 };
