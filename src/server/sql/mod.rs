@@ -66,9 +66,10 @@
 //! object), `created_at`, `expires_at`, `revoked_at`, `last_used_at` (Unix milliseconds) and
 //! `revision`. Every change but `last_used_at` takes the next value of the one-row
 //! `api_keys_revision` counter (a trigger does it, so hand-written SQL is followed too; on
-//! PostgreSQL the counter's row lock makes changes commit in revision order). Revoke a key
-//! rather than delete its row: a deleted row is not seen by running servers until they restart.
-//! Likewise, a SQLite file deleted (or replaced) under running servers is not noticed: their open
+//! PostgreSQL the counter's row lock makes changes commit in revision order). A row is deleted
+//! only once its key is revoked (a trigger refuses the rest): a deletion takes no revision, so
+//! running servers would not see it, and a key deleted while valid would stay admitted until
+//! they restart. Likewise, a SQLite file deleted (or replaced) under running servers is not noticed: their open
 //! connections keep the old file, so they serve it as it was. `KeyDatabase::connect` creates a
 //! missing SQLite file, but not its directory.
 

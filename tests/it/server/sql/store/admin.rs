@@ -1,5 +1,5 @@
-//! Issuing and rolling keys: the key shown once, new keys checked, an expired or rolled key
-//! never rolled.
+//! Issuing, rolling and deleting keys: the key shown once, new keys checked, an expired or
+//! rolled key never rolled, a valid key's row never deleted.
 
 use super::*;
 
@@ -113,4 +113,55 @@ async fn new_keys_are_checked_before_they_are_issued() {
         assert!(format!("{err:?}").starts_with(expected), "{name}: {err:?}");
     }
     assert!(database.list().await.unwrap().is_empty(), "nothing issued");
+}
+
+/// A valid key's row cannot be deleted by hand (running servers would go on admitting it: a
+/// deletion takes no revision); once the key is revoked, it can. `delete` runs
+/// `DELETE FROM api_keys WHERE id = $1` on a connection of the test's own.
+async fn rows_are_deleted_only_once_revoked<F>(url: &str, delete: impl Fn(String) -> F)
+where
+    F: Future<Output = Result<(), sqlx::Error>>,
+{
+    let database = KeyDatabase::connect(url, format()).await.unwrap();
+    let issued = database.create(NewKey::new("leo")).await.unwrap();
+    let id = issued.info().id().to_owned();
+    let refused = delete(id.clone()).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("revoke an API key before deleting it"),
+        "{message}"
+    );
+    assert_eq!(database.list().await.unwrap().len(), 1);
+    database.revoke(&id).await.unwrap();
+    delete(id).await.unwrap();
+    assert!(database.list().await.unwrap().is_empty());
+}
+
+const DELETE: &str = "DELETE FROM api_keys WHERE id = $1";
+
+#[tokio::test]
+async fn rows_are_deleted_only_once_revoked_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    // The schema first: the test's own pool only deletes.
+    KeyDatabase::connect(&url, format()).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    rows_are_deleted_only_once_revoked(&url, |id| {
+        let pool = pool.clone();
+        async move { sqlx::query(DELETE).bind(id).execute(&pool).await.map(drop) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_deleted_only_once_revoked_postgres() {
+    let Some(pg) = postgres::Postgres::start("rows_are_deleted_only_once_revoked_postgres") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    rows_are_deleted_only_once_revoked(&pg.url(), |id| {
+        let pool = pool.clone();
+        async move { sqlx::query(DELETE).bind(id).execute(&pool).await.map(drop) }
+    })
+    .await;
 }
