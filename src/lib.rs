@@ -118,8 +118,11 @@
 //! The same credentials, checked on the way in: [`ValidateCredentialLayer`] looks
 //! the presented key up in a key store (as a digest, compared in constant time), refuses
 //! missing, unknown, expired and revoked keys with 401 and insufficient scopes with 403, and
-//! hands the caller's [`Principal`](server::Principal) to the handler; keys change while the
+//! hands the caller's [`Principal`] to the handler; keys change while the
 //! server runs. See [`server`] for an example, and `examples/axum_server.rs` for an axum API.
+//! With the `sqlite` or `postgres` feature, `server::sql` keeps the keys in a database: issued
+//! in a recognisable format, held in memory so the database is never on the request path,
+//! revocations reaching every replica within a second.
 //!
 //! # Providers
 //!
@@ -152,14 +155,43 @@
 //!
 //! - `server` (default): the [`server`] module (pulls in `sha2` and `subtle`).
 //! - `axum`: the server side's `Principal` extractor for axum handlers.
+//! - `key-format`: keys in a recognisable format (`<prefix>_<random>_<checksum>`), issued, and
+//!   refused before any lookup when mistyped or guessed.
+//! - `sqlite`, `postgres`: `server::sql`, the server side's keys in a database (SQLite bundled),
+//!   key management included.
 //! - `tonic`: [`TokenAuthLayer`] around a tonic `Channel` (its request body is buffered for a
 //!   replay).
 //! - `follow-redirect`: [`KeepCredentialHome`], a tower-http redirect policy that keeps the
 //!   credential on its origin.
+//! - `token-store`: fetched tokens kept across restarts in files, one fetch for the processes
+//!   of a machine; `redis`: shared by a fleet through Redis; `store-encryption`: sealed at rest.
 //! - `reqwest`: [`reqwest::ReqwestService`], the layers around a `reqwest::Client`.
 //! - `reqwest-middleware`: `reqwest_middleware` middleware with the layers' guarantees.
 //! - `metrics`: counters and histograms through the `metrics` facade ([`metrics`] names them).
-
+//!
+//! Items of a feature that is off are linked to their page on docs.rs, which documents every
+//! feature.
+//!
+#![cfg_attr(feature = "server", doc = "[`Principal`]: server::Principal")]
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`server`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/server/index.html",
+    doc = "[`Principal`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/server/struct.Principal.html",
+    doc = "[`ValidateCredentialLayer`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/struct.ValidateCredentialLayer.html"
+)]
+#![cfg_attr(
+    not(feature = "reqwest"),
+    doc = "[`reqwest`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/reqwest/index.html",
+    doc = "[`reqwest::ReqwestService`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/reqwest/struct.ReqwestService.html"
+)]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[`metrics`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/metrics/index.html"
+)]
+#![cfg_attr(
+    not(feature = "follow-redirect"),
+    doc = "[`KeepCredentialHome`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/struct.KeepCredentialHome.html"
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, rust_2018_idioms, clippy::todo, clippy::dbg_macro)]

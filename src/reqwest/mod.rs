@@ -60,6 +60,13 @@
 //! replay on a rejection, the classifier's `Outcome` in the response's extensions) and
 //! [`RetryMiddleware`] (`Retry-After`, never a `POST` that may have been processed). Add the
 //! retry middleware first, so that it is outside the token's.
+//!
+#![cfg_attr(
+    not(feature = "reqwest-middleware"),
+    doc = "[`AuthMiddleware`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/reqwest/struct.AuthMiddleware.html",
+    doc = "[`TokenAuthMiddleware`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/reqwest/struct.TokenAuthMiddleware.html",
+    doc = "[`RetryMiddleware`]: https://docs.rs/tower-api-auth/latest/tower_api_auth/reqwest/struct.RetryMiddleware.html"
+)]
 
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;

@@ -23,9 +23,8 @@ use crate::{CredentialError, Secret, Token, TokenCredential, TokenSource};
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// An HTTP client to fetch tokens through: any cloneable, thread-safe `tower::Service` of `http`
-/// requests with a [`Full<Bytes>`] body (a hyper-util `Client`, a
-/// [`ReqwestService`](crate::reqwest::ReqwestService) with feature `reqwest`, a `Buffer`, your
-/// own stack). Implemented for every such service: it only names the bound.
+/// requests with a [`Full<Bytes>`] body (a hyper-util `Client`, a `reqwest::ReqwestService`
+/// of this crate with feature `reqwest`, a `Buffer`, your own stack). Implemented for every such service: it only names the bound.
 pub trait HttpClient:
     Service<
         Request<Full<Bytes>>,

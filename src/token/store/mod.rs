@@ -1,5 +1,5 @@
 //! Fetched tokens kept beyond one process: across restarts ([`TokenStore::file`]) and across
-//! the replicas of a fleet ([`TokenStore::redis`], feature `redis`), so that a hundred runs of a
+//! the replicas of a fleet (`TokenStore::redis`, feature `redis`), so that a hundred runs of a
 //! cron job, or twenty replicas starting together, fetch one token.
 //!
 //! ```
@@ -68,7 +68,7 @@
 //! reused; it does not reveal the secret. The presets set the identity; a source of your own
 //! names it with [`TokenCredentialBuilder::store_identity`](super::TokenCredentialBuilder::store_identity).
 //!
-//! **Without [`sealed`](TokenStore::sealed)** (feature `store-encryption`), whoever can read the
+//! **Without `TokenStore::sealed`** (feature `store-encryption`), whoever can read the
 //! directory or the Redis database gets the access tokens themselves, usable against the API
 //! until they expire, and their expiry. Never the client secret. The file store makes its files
 //! readable by their owner only (mode `0600` in a `0700` directory) and refuses to use a file
@@ -98,7 +98,7 @@ pub(crate) use self::record::Fingerprint;
 pub(crate) use self::shared::{Attached, Floor};
 
 /// Where fetched tokens are kept beyond the process: a directory ([`file`](Self::file)) or a
-/// Redis database ([`redis`](Self::redis)). Give it to
+/// Redis database (`redis`, feature `redis`). Give it to
 /// [`TokenCredentialBuilder::store`](super::TokenCredentialBuilder::store). See the
 /// [module docs](self) for how it is used and what it protects.
 #[derive(Clone)]
