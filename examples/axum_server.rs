@@ -109,15 +109,25 @@ async fn with_database(listener: TcpListener, base: String, serve: bool) -> Resu
     let auth = ValidateCredentialLayer::new(Placement::bearer(), store.clone())
         .key_format(database.format().clone());
     let app = jobs_api::app_with(auth);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     if serve {
         println!(
             "serving on {base} with the {} keys of {}; manage them with `cargo run --example keys`",
             store.len(),
             key_database::url()
         );
-        return Ok(server.await??);
+        // On Ctrl-C: finish the requests under way, then write the keys' last use (written
+        // once a minute otherwise), so `keys list` shows it.
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        let written = store.flush_usage().await?;
+        println!("stopped; recorded the last use of {written} keys");
+        database.close().await;
+        return Ok(());
     }
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let reader = NewKey::new("svc-dashboard")
         .organization("acme")

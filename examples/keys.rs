@@ -55,9 +55,7 @@ async fn run() -> Result {
                 key = match option.as_str() {
                     "--scope" => key.scopes([value.as_str()]),
                     "--org" => key.organization(value.as_str()),
-                    "--expires-in" => {
-                        key.expires_at(SystemTime::now() + humantime::parse_duration(value)?)
-                    }
+                    "--expires-in" => key.expires_at(SystemTime::now() + duration(option, value)?),
                     _ => return Err(USAGE.into()),
                 };
             }
@@ -73,11 +71,11 @@ async fn run() -> Result {
                 let state = match (key.revoked_at(), key.expires_at()) {
                     (Some(_), _) => "revoked".to_owned(),
                     (None, Some(at)) if at <= now => "expired".to_owned(),
-                    (None, Some(at)) => format!("expires in {}", ago(at.duration_since(now)?)),
+                    (None, Some(at)) => format!("expires in {}", rough(at.duration_since(now)?)),
                     (None, None) => "active".to_owned(),
                 };
                 let last_used = key.last_used_at().map_or("never".to_owned(), |at| {
-                    format!("{} ago", ago(now.duration_since(at).unwrap_or_default()))
+                    format!("{} ago", rough(now.duration_since(at).unwrap_or_default()))
                 });
                 println!(
                     "{:<16}  {:<16}  {:<12}  {:<24}  {state:<22}  {last_used}",
@@ -89,17 +87,21 @@ async fn run() -> Result {
             }
         }
         ("revoke", Some(id)) => match database.revoke(id).await? {
-            true => println!("revoked {id}: every server refuses it from now on"),
+            true => println!(
+                "revoked {id}: servers refuse it as soon as the change reaches them \
+                 (PostgreSQL: at once; SQLite: within their poll interval, 1 s by default)"
+            ),
             false => println!("{id} was revoked already"),
         },
         ("roll", Some(id)) => {
             let overlap = match args.get(2).map(String::as_str) {
-                Some("--overlap") => humantime::parse_duration(args.get(3).ok_or(USAGE)?)?,
+                Some("--overlap") => duration("--overlap", args.get(3).ok_or(USAGE)?)?,
                 None => Duration::from_secs(3600),
                 Some(_) => return Err(USAGE.into()),
             };
             let issued = database.roll(id, overlap).await?;
-            println!("rolled {id}: it stays valid for {}", ago(overlap));
+            let overlap = humantime::format_duration(overlap);
+            println!("rolled {id}: it stays valid for {overlap}");
             print_issued(&issued);
         }
         _ => return Err(USAGE.into()),
@@ -116,7 +118,21 @@ fn print_issued(issued: &IssuedKey) {
     println!("key (shown once, store it now): {}", issued.key().expose());
 }
 
-/// A duration rounded down to minutes, for people.
-fn ago(duration: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(Duration::from_secs(duration.as_secs() / 60 * 60))
+/// `value` of `option` as a duration (`90d`, `12h`, `30m`).
+fn duration(option: &str, value: &str) -> Result<Duration> {
+    humantime::parse_duration(value).map_err(|err| {
+        format!("{option} {value}: {err} (a duration such as 90d, 12h or 30m)").into()
+    })
+}
+
+/// A duration in its two largest units, rounded down to minutes: `89d 23h`, `5h 12m`, `42m`.
+fn rough(duration: Duration) -> String {
+    const HOUR: u64 = 60;
+    const DAY: u64 = 24 * HOUR;
+    match duration.as_secs() / 60 {
+        0 => "under a minute".to_owned(),
+        minutes if minutes < HOUR => format!("{minutes}m"),
+        minutes if minutes < DAY => format!("{}h {}m", minutes / HOUR, minutes % HOUR),
+        minutes => format!("{}d {}h", minutes / DAY, minutes % DAY / HOUR),
+    }
 }

@@ -141,8 +141,9 @@ impl KeyInfo {
         self.0.revoked_at.map(time)
     }
 
-    /// When a server last admitted the key (written in batches: up to the store's usage
-    /// interval late).
+    /// When a request last presented the key while it was not revoked: admitted, refused for
+    /// a scope it lacks, or refused past its expiry (a client still sending a rolled key shows
+    /// here). Written in batches: up to the store's usage interval late.
     pub fn last_used_at(&self) -> Option<SystemTime> {
         self.0.last_used_at.map(time)
     }
@@ -160,7 +161,7 @@ impl fmt::Debug for KeyInfo {
             .field("start", &self.start())
             .field("principal", &self.principal())
             .field("organization", &self.organization())
-            .field("scopes", &self.0.scopes)
+            .field("scopes", &self.scopes())
             .field("expires_at", &self.expires_at())
             .field("revoked_at", &self.revoked_at())
             .field("revision", &self.revision())

@@ -126,7 +126,7 @@ impl KeyDatabase {
                 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
                 use std::str::FromStr;
                 let options = SqliteConnectOptions::from_str(url)
-                    .map_err(SqlStoreError::database)?
+                    .map_err(SqlStoreError::connect(url))?
                     .create_if_missing(true)
                     // Readers never wait for the writer, and several processes may share the
                     // file (a server and the admin tool).
@@ -138,7 +138,7 @@ impl KeyDatabase {
                 // is locked", and connects when asked again.
                 let pool = starting(|| pool.clone().connect_with(options.clone()), sqlite_busy)
                     .await
-                    .map_err(SqlStoreError::database)?;
+                    .map_err(SqlStoreError::connect(url))?;
                 Backend::Sqlite(pool)
             }
             #[cfg(feature = "postgres")]
@@ -147,7 +147,7 @@ impl KeyDatabase {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await
-                    .map_err(SqlStoreError::database)?;
+                    .map_err(SqlStoreError::connect(url))?;
                 Backend::Postgres(pool)
             }
             _ => return Err(SqlStoreError::UnsupportedUrl),

@@ -11,6 +11,16 @@ pub enum SqlStoreError {
     /// (`sqlite`, `postgres`) is off.
     #[error("the key database URL must start with sqlite: or postgres: (with that feature on)")]
     UnsupportedUrl,
+    /// [`KeyDatabase::connect`](super::KeyDatabase::connect) could not open the database at
+    /// `url` (shown without user, password or query).
+    #[error("could not connect to the key database {url}: {source}")]
+    Connect {
+        /// The database URL, without user, password or query.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
     /// The database could not be reached, or a query failed.
     #[error("key database: {0}")]
     Database(#[source] sqlx::Error),
@@ -56,7 +66,49 @@ impl SqlStoreError {
         Self::Database(error)
     }
 
+    pub(super) fn connect(url: &str) -> impl FnOnce(sqlx::Error) -> Self {
+        let url = shown(url);
+        move |source| Self::Connect { url, source }
+    }
+
     pub(super) fn migrate(error: sqlx::migrate::MigrateError) -> Self {
         Self::Migrate(error)
+    }
+}
+
+/// `url` as errors show it: without userinfo (`user:password@`) or query (`?password=`), either
+/// of which may hold a credential.
+fn shown(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_database_url_is_shown_without_credentials() {
+        let cases = [
+            ("sqlite:///var/lib/keys.db", "sqlite:///var/lib/keys.db"),
+            ("sqlite://keys.db?mode=rwc", "sqlite://keys.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            (
+                "postgres://app:hunter2@db:5432/keys",
+                "postgres://db:5432/keys",
+            ),
+            ("postgres://db/keys?password=hunter2", "postgres://db/keys"),
+            ("postgres://a:b@c@db/keys", "postgres://db/keys"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(shown(url), expected, "{url}");
+        }
     }
 }

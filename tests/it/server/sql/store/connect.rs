@@ -53,3 +53,22 @@ async fn open_at_once(url: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A database that cannot be opened is named in the error, without what may be a credential
+/// (a password in the URL's userinfo or query).
+#[tokio::test]
+async fn a_failed_connection_names_the_database_but_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-directory").join("keys.db");
+    let url = format!("sqlite://{}", missing.display());
+    let err = KeyDatabase::connect(&url, format()).await.unwrap_err();
+    assert!(matches!(err, SqlStoreError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+
+    // Nothing listens on port 1.
+    let url = "postgres://app:hunter2@127.0.0.1:1/keys?password=hunter3";
+    let err = KeyDatabase::connect(url, format()).await.unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("postgres://127.0.0.1:1/keys"), "{shown}");
+    assert!(!shown.contains("hunter"), "{shown}");
+}
