@@ -200,4 +200,23 @@ mod tests {
         let map = headers(&[(AUTHORIZATION.as_str(), b"Bearer abc")]);
         assert_eq!(credential(&bearer_only, &map), Ok(&b"abc"[..]));
     }
+
+    #[test]
+    fn every_value_of_a_credential_header_is_marked_sensitive() {
+        let mut map = headers(&[
+            ("authorization", b"Basic dXNlcjpwYXNz"),
+            ("authorization", b"Bearer key-1"),
+            ("x-api-key", b"key-2"),
+            ("accept", b"application/json"),
+        ]);
+        let placements = [Placement::bearer(), Placement::header("x-api-key").unwrap()];
+        mark_sensitive(&placements, &mut map);
+        for name in ["authorization", "x-api-key"] {
+            assert!(
+                map.get_all(name).iter().all(HeaderValue::is_sensitive),
+                "{name}"
+            );
+        }
+        assert!(!map["accept"].is_sensitive());
+    }
 }

@@ -173,7 +173,7 @@ impl Caches {
                 return Fill::Cached(Some(Arc::clone(entry)));
             }
         }
-        let entry = Arc::new(Entry::from(row));
+        let entry = Arc::new(Entry::from(&row));
         shard.unknown.map.remove(digest);
         shard.known.insert(*digest, Arc::clone(&entry));
         Fill::Cached(Some(entry))
@@ -197,7 +197,7 @@ impl Caches {
             shard.unknown.map.remove(&digest);
             if let Some(entry) = shard.known.map.peek_mut(&digest) {
                 if entry.revision < row.revision {
-                    *entry = Arc::new(Entry::from(row));
+                    *entry = Arc::new(Entry::from(&row));
                 }
             }
         }

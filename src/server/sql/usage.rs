@@ -2,7 +2,7 @@
 //! the first time the key is used in a usage interval (one relaxed load per request after
 //! that), and a task writes the queued keys every interval.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
@@ -16,15 +16,16 @@ use crate::server::KeyDigest;
 /// (its entry remembers the interval it was queued in) and stays queued until its write
 /// succeeds: at most one write per key per interval.
 pub(super) struct Usage {
-    /// The current interval; a successful write starts the next. Entries start at 0.
-    interval: AtomicU64,
+    /// The current interval, never 0 (a new entry's); a successful write starts the next. A
+    /// key unused for 2^32 - 1 intervals (136 years of minutes) misses one interval's write.
+    interval: AtomicU32,
     pending: Mutex<Vec<KeyDigest>>,
 }
 
 impl Default for Usage {
     fn default() -> Self {
         Self {
-            interval: AtomicU64::new(1),
+            interval: AtomicU32::new(1),
             pending: Mutex::default(),
         }
     }
@@ -51,7 +52,8 @@ impl Usage {
         }
         match database.touch(&batch, millis(SystemTime::now())).await {
             Ok(()) => {
-                self.interval.fetch_add(1, Relaxed);
+                let next = |interval: u32| Some(interval.checked_add(1).unwrap_or(1));
+                let _ = self.interval.fetch_update(Relaxed, Relaxed, next);
                 Ok(batch.len())
             }
             Err(error) => {
