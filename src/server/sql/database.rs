@@ -286,27 +286,24 @@ impl KeyDatabase {
 
     /// The rows of `principal`'s keys (by the `principal` column's index).
     pub(super) async fn rows_of(&self, principal: &str) -> Result<Vec<Row>, SqlStoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE principal = $1");
-        on_pool!(self, pool => {
-            let rows = sqlx::query(&sql)
-                .bind(principal)
-                .fetch_all(pool)
-                .await
-                .map_err(SqlStoreError::database)?;
-            rows.iter().map(|row| decode!(row)).collect()
-        })
+        self.rows_where("principal", principal).await
     }
 
     /// The row of key `id`.
     pub(super) async fn row(&self, id: &str) -> Result<Option<Row>, SqlStoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1");
+        Ok(self.rows_where("id", id).await?.pop())
+    }
+
+    /// The rows whose `column` (one of ours, indexed) is `value`.
+    async fn rows_where(&self, column: &str, value: &str) -> Result<Vec<Row>, SqlStoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE {column} = $1");
         on_pool!(self, pool => {
-            let row = sqlx::query(&sql)
-                .bind(id)
-                .fetch_optional(pool)
+            let rows = sqlx::query(&sql)
+                .bind(value)
+                .fetch_all(pool)
                 .await
                 .map_err(SqlStoreError::database)?;
-            row.as_ref().map(|row| decode!(row)).transpose()
+            rows.iter().map(|row| decode!(row)).collect()
         })
     }
 

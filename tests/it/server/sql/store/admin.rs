@@ -8,10 +8,7 @@ use super::*;
 async fn issued_keys_never_show_the_key() {
     let logs = support::CapturedLogs::default();
     let _guard = logs.install();
-    let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    let (_dir, database) = sqlite_database().await;
     let issued = database.create(NewKey::new("ivan")).await.unwrap();
     let key = issued.key().expose().to_owned();
     let random = &key["acme_test_".len()..];
@@ -37,10 +34,7 @@ async fn issued_keys_never_show_the_key() {
 /// that is dead on arrival.
 #[tokio::test]
 async fn an_expired_key_cannot_be_rolled() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    let (dir, database) = sqlite_database().await;
     let issued = NewKey::new("judy").expires_at(SystemTime::now() + HOUR);
     let issued = database.create(issued).await.unwrap();
     // Its hour gone by, as the database sees it.
@@ -65,10 +59,7 @@ async fn an_expired_key_cannot_be_rolled() {
 /// names the successor, which rolls as any key does and keeps the original expiry.
 #[tokio::test]
 async fn a_key_rolled_already_names_its_successor() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    let (_dir, database) = sqlite_database().await;
     let old = database.create(NewKey::new("kim")).await.unwrap();
     let first = database.roll(old.info().id(), HOUR).await.unwrap();
     assert_eq!(first.info().expires_at(), None, "the original expiry: none");
@@ -93,10 +84,7 @@ async fn a_key_rolled_already_names_its_successor() {
 /// A new key needs a principal, visible scopes, and an expiry still ahead.
 #[tokio::test]
 async fn new_keys_are_checked_before_they_are_issued() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    let (_dir, database) = sqlite_database().await;
     let past = SystemTime::now() - Duration::from_secs(1);
     let cases = [
         ("empty principal", NewKey::new(""), "Principal"),

@@ -84,3 +84,12 @@ async fn call(served: &Served, key: &Secret) -> (StatusCode, String) {
 fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("keys.db").display())
 }
+
+/// A key database in a new SQLite file (deleted with the directory).
+async fn sqlite_database() -> (tempfile::TempDir, KeyDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
+        .await
+        .unwrap();
+    (dir, database)
+}

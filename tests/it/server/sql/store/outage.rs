@@ -44,10 +44,7 @@ async fn sqlite_outage_policies_hold() {
 /// an uncached one with 503; fail closed refuses both.
 #[tokio::test]
 async fn lookup_through_outage_policies_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = KeyDatabase::connect(&sqlite_url(&dir), format())
-        .await
-        .unwrap();
+    let (_dir, database) = sqlite_database().await;
     let cached = database.create(NewKey::new("leo")).await.unwrap();
     let uncached = database.create(NewKey::new("mia")).await.unwrap();
     let open = |policy| {
