@@ -13,3 +13,14 @@ $$;
 CREATE TRIGGER api_keys_deleted
 BEFORE DELETE ON api_keys
 FOR EACH ROW EXECUTE FUNCTION api_keys_refuse_live_delete();
+
+-- TRUNCATE fires no row trigger: refused outright (delete revoked keys' rows instead).
+CREATE FUNCTION api_keys_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'revoke API keys and delete their rows instead of truncating: running servers learn of revocations, not of deletions';
+END
+$$;
+
+CREATE TRIGGER api_keys_truncated
+BEFORE TRUNCATE ON api_keys
+FOR EACH STATEMENT EXECUTE FUNCTION api_keys_refuse_truncate();

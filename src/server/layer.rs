@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use http::HeaderValue;
@@ -37,6 +39,19 @@ pub(super) struct Settings {
     /// The format every key must have, checked before hashing.
     #[cfg(feature = "key-format")]
     pub(super) format: Option<super::KeyFormat>,
+    /// Whether the store's last lookup failed: its failures are logged once each way, not at
+    /// every request refused meanwhile.
+    pub(super) store_failing: StoreFailing,
+}
+
+/// A flag of [`Settings`]; a copy starts with the value copied.
+#[derive(Default)]
+pub(super) struct StoreFailing(pub(super) AtomicBool);
+
+impl Clone for StoreFailing {
+    fn clone(&self) -> Self {
+        Self(AtomicBool::new(self.0.load(Relaxed)))
+    }
 }
 
 impl<K: KeyStore> ValidateCredentialLayer<K> {
@@ -54,6 +69,7 @@ impl<K: KeyStore> ValidateCredentialLayer<K> {
                 retry_after: HeaderValue::from_static("5"),
                 #[cfg(feature = "key-format")]
                 format: None,
+                store_failing: StoreFailing::default(),
             }),
         }
         .accept(placement)

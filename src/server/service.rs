@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -111,12 +112,28 @@ impl Settings {
         found: Result<Option<KeyRecord>, BoxError>,
         request: Request<B>,
     ) -> Result<Request<B>, Rejection> {
+        let failing = &self.store_failing.0;
         let record = match found {
-            Ok(Some(record)) => record,
-            Ok(None) => return Err(refused(Rejection::Unknown, None)),
             Err(error) => {
-                tracing::error!(%error, "the key store failed to look a credential up");
+                if failing.swap(true, Relaxed) {
+                    tracing::debug!(%error, "the key store failed to look a credential up");
+                } else {
+                    tracing::error!(
+                        %error,
+                        "the key store failed to look a credential up; refusing with 503 while \
+                         it fails (said once, and when it answers again)"
+                    );
+                }
                 return Err(refused(Rejection::Unavailable, None));
+            }
+            Ok(found) => {
+                if failing.load(Relaxed) && failing.swap(false, Relaxed) {
+                    tracing::info!("the key store answers again");
+                }
+                match found {
+                    Some(record) => record,
+                    None => return Err(refused(Rejection::Unknown, None)),
+                }
             }
         };
         let principal = record.principal();

@@ -149,6 +149,11 @@ impl Caches {
     /// key until the next change. A found row as new as that change is cached all the same.
     pub(super) fn fill(&self, digest: &KeyDigest, seen: i64, found: Option<Row>) -> Fill {
         let mut shard = self.shard(digest);
+        if seen > self.revision() {
+            // The caches were emptied since the lookup began: the database's history went
+            // back, and its answer may be from before.
+            return Fill::Stale(found.map(Box::new));
+        }
         // The latest change applied to `digest`, or a revision no earlier than it.
         let changed = shard
             .changed
@@ -177,6 +182,20 @@ impl Caches {
         shard.unknown.map.remove(digest);
         shard.known.insert(*digest, Arc::clone(&entry));
         Fill::Cached(Some(entry))
+    }
+
+    /// Forgets everything cached, the database being at `revision` (lower than the caches'):
+    /// a lookup in flight, having seen a higher revision, is not cached but asked again (see
+    /// [`fill`](Self::fill)).
+    pub(super) fn forget(&self, revision: i64) {
+        self.revision.store(revision, Ordering::SeqCst);
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.known.map.clear();
+            shard.unknown.map.clear();
+            shard.changed.map.clear();
+            shard.floor = revision;
+        }
     }
 
     /// Applies changed rows: a cached key takes its new row (if newer), an unknown digest that

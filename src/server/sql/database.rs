@@ -73,6 +73,21 @@ macro_rules! decode {
 /// How long a query waits for a connection before the database counts as unreachable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long one of the store's queries (a page of changes, a lookup, a usage write) may take,
+/// connection included, before the database counts as unreachable. A database that stops
+/// answering (a silent network, a hung server) would otherwise hold a sync, and the outage
+/// policy with it, for as long as the kernel keeps the connection.
+const QUERY_TIMEOUT: Duration = ACQUIRE_TIMEOUT;
+
+/// `query`'s answer, or [`SqlStoreError::TimedOut`] after [`QUERY_TIMEOUT`].
+async fn answered<T>(
+    query: impl Future<Output = Result<T, SqlStoreError>>,
+) -> Result<T, SqlStoreError> {
+    tokio::time::timeout(QUERY_TIMEOUT, query)
+        .await
+        .unwrap_or(Err(SqlStoreError::TimedOut))
+}
+
 /// How many times a step of opening a SQLite database is tried while replicas starting at the
 /// same moment on a new file are in its way: see [`starting`].
 #[cfg(feature = "sqlite")]
@@ -226,14 +241,17 @@ impl KeyDatabase {
         let mut changes = Vec::new();
         let mut from = revision;
         loop {
-            let page: Vec<Row> = on_pool!(self, pool => {
-                let rows = sqlx::query(&sql)
-                    .bind(from)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(SqlStoreError::database)?;
-                rows.iter().map(|row| decode!(row)).collect::<Result<_, _>>()?
-            });
+            let page: Vec<Row> = answered(async {
+                on_pool!(self, pool => {
+                    let rows = sqlx::query(&sql)
+                        .bind(from)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(SqlStoreError::database)?;
+                    rows.iter().map(|row| decode!(row)).collect()
+                })
+            })
+            .await?;
             let full = page.len() == PAGE;
             if let Some(last) = page.last() {
                 from = last.revision;
@@ -251,25 +269,31 @@ impl KeyDatabase {
         digest: &KeyDigest,
     ) -> Result<Option<Row>, SqlStoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE digest = $1");
-        on_pool!(self, pool => {
-            let row = sqlx::query(&sql)
-                .bind(digest.as_bytes().as_slice())
-                .fetch_optional(pool)
-                .await
-                .map_err(SqlStoreError::database)?;
-            row.as_ref().map(|row| decode!(row)).transpose()
+        answered(async {
+            on_pool!(self, pool => {
+                let row = sqlx::query(&sql)
+                    .bind(digest.as_bytes().as_slice())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(SqlStoreError::database)?;
+                row.as_ref().map(|row| decode!(row)).transpose()
+            })
         })
+        .await
     }
 
     /// The revision of the latest change committed: every change up to it is readable.
     pub(super) async fn current_revision(&self) -> Result<i64, SqlStoreError> {
         let sql = "SELECT revision FROM api_keys_revision";
-        on_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(pool)
-                .await
-                .map_err(SqlStoreError::database)
+        answered(async {
+            on_pool!(self, pool => {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(SqlStoreError::database)
+            })
         })
+        .await
     }
 
     /// Every row, oldest first.
@@ -365,17 +389,18 @@ impl KeyDatabase {
     pub(super) async fn touch(&self, digests: &[KeyDigest], at: i64) -> Result<(), SqlStoreError> {
         let sql = "UPDATE api_keys SET last_used_at = $1 \
                    WHERE digest = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
+        // Each statement is bounded, not the batch: a batch of 10,000 keys may take seconds.
         on_pool!(self, pool => {
-            let mut transaction = pool.begin().await.map_err(SqlStoreError::database)?;
+            let begin = async { pool.begin().await.map_err(SqlStoreError::database) };
+            let mut transaction = answered(begin).await?;
             for digest in digests {
-                sqlx::query(sql)
+                let update = sqlx::query(sql)
                     .bind(at)
                     .bind(digest.as_bytes().as_slice())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(SqlStoreError::database)?;
+                    .execute(&mut *transaction);
+                answered(async { update.await.map_err(SqlStoreError::database) }).await?;
             }
-            transaction.commit().await.map_err(SqlStoreError::database)
+            answered(async { transaction.commit().await.map_err(SqlStoreError::database) }).await
         })
     }
 

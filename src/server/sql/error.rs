@@ -21,6 +21,9 @@ pub enum SqlStoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database did not answer a query of the store's within 3 s (connection included).
+    #[error("the key database did not answer within 3 s")]
+    TimedOut,
     /// The database could not be reached, or a query failed.
     #[error("key database: {0}")]
     Database(#[source] sqlx::Error),

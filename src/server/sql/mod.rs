@@ -55,9 +55,9 @@
 //!   caches instead and asks the database on a miss, under the same events and guard.
 //! - [`OutagePolicy`] says what it answers while the database is down: 503 with `Retry-After`
 //!   as soon as a sync fails, or the last snapshot for up to a maximum age (five minutes by
-//!   default). A sync fails at once when the database refuses connections, and after 3 s (the
-//!   connection pool's acquire timeout) when it stops answering; until then the snapshot
-//!   serves.
+//!   default). A sync fails within 3 s of the database going away, whether it refuses
+//!   connections or stops answering (each of the store's queries is bounded by 3 s, connection
+//!   included); until then the snapshot serves.
 //!
 //! # The table
 //!
@@ -66,12 +66,19 @@
 //! object), `created_at`, `expires_at`, `revoked_at`, `last_used_at` (Unix milliseconds) and
 //! `revision`. Every change but `last_used_at` takes the next value of the one-row
 //! `api_keys_revision` counter (a trigger does it, so hand-written SQL is followed too; on
-//! PostgreSQL the counter's row lock makes changes commit in revision order). A row is deleted
-//! only once its key is revoked (a trigger refuses the rest): a deletion takes no revision, so
-//! running servers would not see it, and a key deleted while valid would stay admitted until
-//! they restart. Likewise, a SQLite file deleted (or replaced) under running servers is not noticed: their open
-//! connections keep the old file, so they serve it as it was. `KeyDatabase::connect` creates a
-//! missing SQLite file, but not its directory.
+//! PostgreSQL the counter's row lock makes changes commit in revision order). Hand-written SQL
+//! is followed like any change, an `UPDATE` that clears `revoked_at` too (it admits the key
+//! again). A bulk import that turns the trigger off must set the counter to at least the
+//! highest revision it wrote.
+//!
+//! A row is deleted only once its key is revoked (a trigger refuses the rest, and PostgreSQL's
+//! `TRUNCATE`): a deletion takes no revision, so running servers would not see it, and a key
+//! deleted while valid would stay admitted until they restart. A database whose history goes
+//! back under running servers (restored from a backup, failed over to a standby that lagged)
+//! is noticed at the next sync by its counter being below the revision applied: the store
+//! logs it and reads every key again. A SQLite file deleted (or replaced) under running
+//! servers is not noticed: their open connections keep the old file, so they serve it as it
+//! was. `KeyDatabase::connect` creates a missing SQLite file, but not its directory.
 
 mod admin;
 mod cache;

@@ -14,9 +14,11 @@ use super::SqlStoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OutagePolicy {
-    /// Refuse every request with 503 and `Retry-After` as soon as a sync fails (at once when
-    /// the database refuses connections, after the pool's 3 s acquire timeout when it stops
-    /// answering): a key revoked during the outage is never admitted.
+    /// Refuse every request with 503 and `Retry-After` as soon as a sync fails: within 3 s of
+    /// the database going away, whether it refuses connections (the pool tries until its 3 s
+    /// acquire timeout) or stops answering (every query of the store's is bounded by 3 s,
+    /// connection included). Until then the snapshot serves, so a key revoked in those
+    /// seconds may still be admitted; after, nothing is.
     FailClosed,
     /// Keep checking keys against the last snapshot until it is `max_age` old (time since the
     /// last successful sync), then fail closed.

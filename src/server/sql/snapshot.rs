@@ -102,6 +102,13 @@ impl Snapshot {
         self.shards.iter().map(|shard| shard.len()).sum()
     }
 
+    /// A snapshot of `rows` alone, every row read at `revision` or later.
+    pub(super) fn reloaded(rows: Vec<Row>, revision: i64) -> Self {
+        let mut snapshot = Self::default().with(rows).unwrap_or_default();
+        snapshot.revision = snapshot.revision.max(revision);
+        snapshot
+    }
+
     /// The snapshot with `rows` applied, or `None` if none of them is news. Shards no row
     /// touches are shared with `self`, not copied.
     ///

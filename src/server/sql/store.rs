@@ -68,6 +68,15 @@ struct Shared {
     hold: Mutex<Option<Hold>>,
 }
 
+/// What a sync read.
+enum Changes {
+    /// The rows changed since the revision applied.
+    Since(Vec<Row>),
+    /// Every row (none for a lookup-through store), the database's history having gone back
+    /// to `revision`.
+    All { rows: Vec<Row>, revision: i64 },
+}
+
 /// Where the keys are held in memory.
 enum Keys {
     /// All of them.
@@ -180,18 +189,44 @@ impl Shared {
     }
 
     async fn sync(&self) -> Result<(), SqlStoreError> {
-        let from = self.revision();
-        match self.database.changes_since(from).await {
-            Ok(rows) => {
-                self.apply(rows).await;
-                self.health.synced();
-                Ok(())
-            }
+        match self.read_changes().await {
+            Ok(Changes::Since(rows)) => self.apply(rows).await,
+            Ok(Changes::All { rows, revision }) => self.reload(rows, revision).await,
             Err(error) => {
                 self.health.failed(&error);
-                Err(error)
+                return Err(error);
             }
         }
+        self.health.synced();
+        Ok(())
+    }
+
+    /// The changes above the revision applied; or every row, if the database's revision
+    /// counter is below it.
+    ///
+    /// The counter only grows, so a counter below what was applied means the database's
+    /// history was wound back: restored from a backup, or failed over to a standby that had not
+    /// received the latest changes. Its changes from then on take revisions the store has
+    /// applied already, and the revision guard would skip them (a key revoked after the restore
+    /// would stay admitted). Everything is read again instead.
+    async fn read_changes(&self) -> Result<Changes, SqlStoreError> {
+        let from = self.revision();
+        let revision = self.database.current_revision().await?;
+        if revision >= from {
+            return Ok(Changes::Since(self.database.changes_since(from).await?));
+        }
+        tracing::error!(
+            applied = from,
+            database = revision,
+            "the key database's revision went back (restored from a backup, or failed over to \
+             a standby that lagged): reading every key again"
+        );
+        let rows = match &self.keys {
+            Keys::Snapshot(_) => self.database.changes_since(0).await?,
+            // Its caches are emptied: keys are asked for again as requests present them.
+            Keys::LookupThrough(_) => Vec::new(),
+        };
+        Ok(Changes::All { rows, revision })
     }
 
     async fn apply(&self, rows: Vec<Row>) {
@@ -204,6 +239,18 @@ impl Shared {
                 }
             }
             Keys::LookupThrough(caches) => caches.apply(rows),
+        }
+    }
+
+    /// Replaces everything known with `rows`, read at `revision` or later (lookup-through:
+    /// forgets everything cached).
+    async fn reload(&self, rows: Vec<Row>, revision: i64) {
+        let _turn = self.sync.lock().await;
+        match &self.keys {
+            Keys::Snapshot(snapshot) => {
+                snapshot.store(Arc::new(Snapshot::reloaded(rows, revision)));
+            }
+            Keys::LookupThrough(caches) => caches.forget(revision),
         }
     }
 

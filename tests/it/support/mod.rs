@@ -7,6 +7,7 @@
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod silent_proxy;
 
 use std::io;
 use std::sync::{Arc, Mutex};

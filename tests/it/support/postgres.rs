@@ -99,6 +99,48 @@ impl Postgres {
         );
     }
 
+    /// `url` through another address, for a proxy in between.
+    pub fn url_via(&self, address: std::net::SocketAddr) -> String {
+        format!("postgres://postgres@{address}/postgres")
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Takes a backup of the data directory (stopping the server for it) and starts again.
+    pub fn back_up(&self) {
+        self.stop();
+        self.as_owner("cp", &["-a", &self.data(), &self.backup()]);
+        self.start_again();
+    }
+
+    /// Puts the data directory back as [`back_up`](Self::back_up) left it: the database's
+    /// history wound back, as a restore or a failover to a lagging standby does.
+    pub fn restore(&self) {
+        self.stop();
+        self.as_owner("rm", &["-rf", &self.data()]);
+        self.as_owner("cp", &["-a", &self.backup(), &self.data()]);
+        self.start_again();
+    }
+
+    fn backup(&self) -> String {
+        self.dir.path().join("backup").display().to_string()
+    }
+
+    fn as_owner(&self, program: &str, args: &[&str]) -> Output {
+        let mut command = match self.as_postgres {
+            true => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--", program]);
+                command
+            }
+            false => Command::new(program),
+        };
+        run(command.args(args))
+    }
+
     fn data(&self) -> String {
         self.dir.path().join("data").display().to_string()
     }

@@ -152,4 +152,16 @@ async fn rows_are_deleted_only_once_revoked_postgres() {
         async move { sqlx::query(DELETE).bind(id).execute(&pool).await.map(drop) }
     })
     .await;
+    // TRUNCATE fires no row trigger: it is refused outright.
+    let database = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
+    database.create(NewKey::new("mia")).await.unwrap();
+    let refused = sqlx::query("TRUNCATE api_keys")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("instead of truncating"),
+        "{refused}"
+    );
+    assert_eq!(database.list().await.unwrap().len(), 1);
 }

@@ -78,3 +78,97 @@ async fn lookup_through_outage_policies_hold() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// Asks `served` with `key` until it answers `status` (bounded: a minute); how long it took.
+async fn until_status(served: &Served, key: &Secret, status: StatusCode) -> Duration {
+    let started = std::time::Instant::now();
+    while call(served, key).await.0 != status {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// A database that stops answering (connections open, nothing coming back: a dead link, a
+/// hung server) is noticed within the store's query timeout, and the policy applies: fail
+/// closed answers 503, so the key revoked meanwhile is refused; once it answers again, the
+/// store catches up. Without a timeout on the store's queries the sync waits forever, the
+/// store stays "reachable", and the revoked key is admitted for as long as the link is dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_is_noticed() {
+    use support::silent_proxy::SilentProxy;
+    let Some(pg) = postgres::Postgres::start("a_database_that_stops_answering_is_noticed") else {
+        return;
+    };
+    let admin = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
+    let issued = admin.create(NewKey::new("ivy")).await.unwrap();
+    let proxy = SilentProxy::start(pg.address()).await;
+    let behind_proxy = KeyDatabase::connect(&pg.url_via(proxy.address()), format())
+        .await
+        .unwrap();
+    let store = SqlKeyStore::builder(behind_proxy)
+        .outage(OutagePolicy::FailClosed)
+        .poll_interval(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let served = serve(store.clone(), format(), Clock::new()).await;
+    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+
+    proxy.set_silent(true);
+    admin.revoke(issued.info().id()).await.unwrap();
+    let noticed = until_status(&served, issued.key(), StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(!store.database_reachable());
+    eprintln!("a silent database noticed after {noticed:?}");
+
+    proxy.set_silent(false);
+    let recovered = until_status(&served, issued.key(), StatusCode::UNAUTHORIZED).await;
+    assert!(store.database_reachable());
+    eprintln!("caught up {recovered:?} after it answered again");
+}
+
+/// A database that takes the store's query and never answers it (here: the table locked by a
+/// transaction that does not end; as a hung server or a link lost mid-query does) counts as
+/// unreachable after the store's query timeout: fail closed answers 503, and when the
+/// transaction ends (revoking the key) the store catches up. Without the timeout the sync
+/// waits for the lock forever and the store keeps admitting the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_is_never_answered_is_noticed() {
+    use sqlx::Connection;
+    let Some(pg) = postgres::Postgres::start("a_query_that_is_never_answered_is_noticed") else {
+        return;
+    };
+    let database = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
+    let issued = database.create(NewKey::new("jay")).await.unwrap();
+    let store = SqlKeyStore::builder(database)
+        .outage(OutagePolicy::FailClosed)
+        .poll_interval(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let served = serve(store.clone(), format(), Clock::new()).await;
+    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+
+    let mut connection = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+    let mut transaction = connection.begin().await.unwrap();
+    sqlx::query("LOCK TABLE api_keys_revision, api_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_keys SET revoked_at = 1 WHERE id = $1")
+        .bind(issued.info().id())
+        .execute(&mut *transaction)
+        .await
+        .unwrap();
+    let noticed = until_status(&served, issued.key(), StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(!store.database_reachable());
+    eprintln!("a query never answered noticed after {noticed:?}");
+
+    transaction.commit().await.unwrap();
+    let recovered = until_status(&served, issued.key(), StatusCode::UNAUTHORIZED).await;
+    assert!(store.database_reachable());
+    eprintln!("caught up {recovered:?} after the lock was released");
+}
