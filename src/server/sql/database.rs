@@ -132,7 +132,9 @@ const COLUMNS: &str = "id, start, digest, principal, organization, scopes, metad
 
 impl KeyDatabase {
     /// Connects to `url` and brings its schema up to date: `sqlite://keys.db` (the file is
-    /// created if missing) or `postgres://user@host/db`.
+    /// created if missing) or `postgres://user@host/db`. A schema already up to date is only
+    /// read: a server's role needs `SELECT, INSERT, UPDATE` on `api_keys` and
+    /// `api_keys_revision` and `SELECT` on `_sqlx_migrations`, no right to change the schema.
     pub async fn connect(url: &str, format: KeyFormat) -> Result<Self, SqlStoreError> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         let backend = match scheme {
@@ -208,10 +210,21 @@ impl KeyDatabase {
     }
 
     async fn migrate(&self) -> Result<(), SqlStoreError> {
+        // A schema up to date is left alone: a server's role then needs no right to change it
+        // (read and write the two tables, read the migrations' table).
+        let applied = self.applied_migrations().await;
+        let up_to_date = |migrator: &sqlx::migrate::Migrator| {
+            migrator
+                .iter()
+                .all(|migration| applied.contains(&migration.version))
+        };
         match &self.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(pool) => {
                 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+                if up_to_date(&MIGRATOR) {
+                    return Ok(());
+                }
                 // SQLite has no lock a migration could take (on PostgreSQL sqlx takes an
                 // advisory lock): replicas starting at once on a new file all find it
                 // unmigrated, and all but the first fail on its tables or its write lock. Each
@@ -224,9 +237,20 @@ impl KeyDatabase {
             #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => {
                 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+                if up_to_date(&MIGRATOR) {
+                    return Ok(());
+                }
                 MIGRATOR.run(pool).await.map_err(SqlStoreError::migrate)
             }
         }
+    }
+
+    /// The versions of the migrations applied (none if they cannot be read: a new database).
+    async fn applied_migrations(&self) -> Vec<i64> {
+        let sql = "SELECT version FROM _sqlx_migrations WHERE success";
+        let applied: Result<Vec<i64>, sqlx::Error> =
+            on_pool!(self, pool => sqlx::query_scalar(sql).fetch_all(pool).await);
+        applied.unwrap_or_default()
     }
 
     /// Every row whose revision is above `revision`, in revision order.

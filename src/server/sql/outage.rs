@@ -21,7 +21,9 @@ pub enum OutagePolicy {
     /// seconds may still be admitted; after, nothing is.
     FailClosed,
     /// Keep checking keys against the last snapshot until it is `max_age` old (time since the
-    /// last successful sync), then fail closed.
+    /// last successful sync), then fail closed. The age is checked once a sync has failed (up
+    /// to the poll interval and 3 s after the database went away), so a `max_age` below that
+    /// acts as that.
     ServeSnapshot {
         /// How old the snapshot may get.
         max_age: Duration,

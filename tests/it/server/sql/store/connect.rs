@@ -72,3 +72,37 @@ async fn a_failed_connection_names_the_database_but_no_password() {
     assert!(shown.contains("postgres://127.0.0.1:1/keys"), "{shown}");
     assert!(!shown.contains("hunter"), "{shown}");
 }
+
+/// A server's role needs no right to change the schema once it is up to date: with rights to
+/// read and write the two tables and read the migrations' table only, it connects, opens a
+/// store and follows a revocation. (The schema is migrated by a role that may.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_role_without_schema_rights_connects_to_a_migrated_database() {
+    let Some(pg) = postgres::Postgres::start("a_server_role_without_schema_rights") else {
+        return;
+    };
+    let owner = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
+    let issued = owner.create(NewKey::new("nia")).await.unwrap();
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    for grant in [
+        "CREATE ROLE server LOGIN",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        "GRANT SELECT, INSERT, UPDATE ON api_keys, api_keys_revision TO server",
+        "GRANT SELECT ON _sqlx_migrations TO server",
+    ] {
+        sqlx::query(grant).execute(&pool).await.unwrap();
+    }
+    let url = pg
+        .url()
+        .replace("postgres://postgres@", "postgres://server@");
+    let database = KeyDatabase::connect(&url, format()).await.unwrap();
+    let store = SqlKeyStore::open(database).await.unwrap();
+    let served = serve(store.clone(), format(), Clock::new()).await;
+    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+    owner.revoke(issued.info().id()).await.unwrap();
+    store.refresh().await.unwrap();
+    assert_eq!(
+        call(&served, issued.key()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
