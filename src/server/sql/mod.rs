@@ -75,8 +75,9 @@
 //! `TRUNCATE`): a deletion takes no revision, so running servers would not see it, and a key
 //! deleted while valid would stay admitted until they restart. A database whose history goes
 //! back under running servers (restored from a backup, failed over to a standby that lagged)
-//! is noticed at the next sync by its counter being below the revision applied: the store
-//! logs it and reads every key again. A SQLite file deleted (or replaced) under running
+//! is noticed at the next sync by its counter being below the revision applied (unless more
+//! changes than were lost land before that sync: restart the servers after a restore to be
+//! sure): the store logs it and reads every key again. A SQLite file deleted (or replaced) under running
 //! servers is not noticed: their open connections keep the old file, so they serve it as it
 //! was. `KeyDatabase::connect` creates a missing SQLite file, but not its directory.
 
