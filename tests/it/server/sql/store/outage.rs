@@ -92,6 +92,36 @@ async fn until_status(served: &Served, key: &Secret, status: StatusCode) -> Dura
     started.elapsed()
 }
 
+/// A fail-closed store over `database` polling every 100 ms, served, admitting `key`.
+async fn fail_closed(database: KeyDatabase, key: &Secret) -> (SqlKeyStore, Served) {
+    let store = SqlKeyStore::builder(database)
+        .outage(OutagePolicy::FailClosed)
+        .poll_interval(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let served = serve(store.clone(), format(), Clock::new()).await;
+    assert_eq!(call(&served, key).await.0, StatusCode::OK);
+    (store, served)
+}
+
+/// With the database out of reach and `key` revoked there: 503 until `reach` gives it back,
+/// then 401. Prints how long each took.
+async fn refused_then_caught_up<F: Future<Output = ()>>(
+    store: &SqlKeyStore,
+    served: &Served,
+    key: &Secret,
+    reach: F,
+) {
+    let noticed = until_status(served, key, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(!store.database_reachable());
+    eprintln!("out of reach: noticed after {noticed:?}");
+    reach.await;
+    let recovered = until_status(served, key, StatusCode::UNAUTHORIZED).await;
+    assert!(store.database_reachable());
+    eprintln!("back: caught up in {recovered:?}");
+}
+
 /// A database that stops answering (connections open, nothing coming back: a dead link, a
 /// hung server) is noticed within the store's query timeout, and the policy applies: fail
 /// closed answers 503, so the key revoked meanwhile is refused; once it answers again, the
@@ -109,25 +139,12 @@ async fn a_database_that_stops_answering_is_noticed() {
     let behind_proxy = KeyDatabase::connect(&pg.url_via(proxy.address()), format())
         .await
         .unwrap();
-    let store = SqlKeyStore::builder(behind_proxy)
-        .outage(OutagePolicy::FailClosed)
-        .poll_interval(Duration::from_millis(100))
-        .open()
-        .await
-        .unwrap();
-    let served = serve(store.clone(), format(), Clock::new()).await;
-    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+    let (store, served) = fail_closed(behind_proxy, issued.key()).await;
 
     proxy.set_silent(true);
     admin.revoke(issued.info().id()).await.unwrap();
-    let noticed = until_status(&served, issued.key(), StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(!store.database_reachable());
-    eprintln!("a silent database noticed after {noticed:?}");
-
-    proxy.set_silent(false);
-    let recovered = until_status(&served, issued.key(), StatusCode::UNAUTHORIZED).await;
-    assert!(store.database_reachable());
-    eprintln!("caught up {recovered:?} after it answered again");
+    let reach = async { proxy.set_silent(false) };
+    refused_then_caught_up(&store, &served, issued.key(), reach).await;
 }
 
 /// A database that takes the store's query and never answers it (here: the table locked by a
@@ -143,14 +160,7 @@ async fn a_query_that_is_never_answered_is_noticed() {
     };
     let database = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
     let issued = database.create(NewKey::new("jay")).await.unwrap();
-    let store = SqlKeyStore::builder(database)
-        .outage(OutagePolicy::FailClosed)
-        .poll_interval(Duration::from_millis(100))
-        .open()
-        .await
-        .unwrap();
-    let served = serve(store.clone(), format(), Clock::new()).await;
-    assert_eq!(call(&served, issued.key()).await.0, StatusCode::OK);
+    let (store, served) = fail_closed(database, issued.key()).await;
 
     let mut connection = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
     let mut transaction = connection.begin().await.unwrap();
@@ -163,12 +173,6 @@ async fn a_query_that_is_never_answered_is_noticed() {
         .execute(&mut *transaction)
         .await
         .unwrap();
-    let noticed = until_status(&served, issued.key(), StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(!store.database_reachable());
-    eprintln!("a query never answered noticed after {noticed:?}");
-
-    transaction.commit().await.unwrap();
-    let recovered = until_status(&served, issued.key(), StatusCode::UNAUTHORIZED).await;
-    assert!(store.database_reachable());
-    eprintln!("caught up {recovered:?} after the lock was released");
+    let reach = async { transaction.commit().await.unwrap() };
+    refused_then_caught_up(&store, &served, issued.key(), reach).await;
 }
