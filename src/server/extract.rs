@@ -12,8 +12,7 @@
 //!   header, or two credentials (`X-API-Key` and `Authorization` both), is malformed, even if
 //!   the values agree: there is no telling which one the client meant.
 
-use http::HeaderMap;
-use http::header::Entry;
+use http::{HeaderMap, HeaderName};
 
 use super::Rejection;
 use crate::Placement;
@@ -54,13 +53,22 @@ pub(crate) fn credential<'h>(
 
 /// Marks every value of the headers `placements` read sensitive, so that what runs after the
 /// layer (a `TraceLayer` recording headers, say) shows the credential as `Sensitive`.
+///
+/// Never allocates: `HeaderMap::entry` would make room for an insertion first, and grow a full
+/// map on the request path. A header's first value is reached by name; the others, in the rare
+/// request that repeats a header, by a pass over all values.
 pub(crate) fn mark_sensitive(placements: &[Placement], headers: &mut HeaderMap) {
     for placement in placements {
-        if let Entry::Occupied(mut values) = headers.entry(placement.header_name()) {
-            values
-                .iter_mut()
-                .for_each(|value| value.set_sensitive(true));
+        if let Some(value) = headers.get_mut(placement.header_name()) {
+            value.set_sensitive(true);
         }
+    }
+    if headers.len() > headers.keys_len() {
+        let read = |name: &HeaderName| placements.iter().any(|p| p.header_name() == name);
+        headers
+            .iter_mut()
+            .filter(|(name, _)| read(name))
+            .for_each(|(_, value)| value.set_sensitive(true));
     }
 }
 
@@ -218,5 +226,21 @@ mod tests {
             );
         }
         assert!(!map["accept"].is_sensitive());
+    }
+
+    #[test]
+    fn marking_never_grows_a_full_map() {
+        let mut map = HeaderMap::new();
+        map.insert(AUTHORIZATION, HeaderValue::from_static("Bearer key-1"));
+        let mut index = 0;
+        while map.len() < map.capacity() {
+            let name = http::HeaderName::try_from(format!("x-filler-{index}")).unwrap();
+            map.insert(name, HeaderValue::from_static("1"));
+            index += 1;
+        }
+        let capacity = map.capacity();
+        mark_sensitive(&[Placement::bearer()], &mut map);
+        assert_eq!(map.capacity(), capacity);
+        assert!(map[AUTHORIZATION].is_sensitive());
     }
 }
