@@ -104,41 +104,31 @@ async fn new_keys_are_checked_before_they_are_issued() {
 }
 
 /// A valid key's row cannot be deleted by hand (running servers would go on admitting it: a
-/// deletion takes no revision); once the key is revoked, it can. `delete` runs
-/// `DELETE FROM api_keys WHERE id = $1` on a connection of the test's own.
-async fn rows_are_deleted_only_once_revoked<F>(url: &str, delete: impl Fn(String) -> F)
-where
-    F: Future<Output = Result<(), sqlx::Error>>,
-{
+/// deletion takes no revision); once the key is revoked, it can.
+async fn rows_are_deleted_only_once_revoked(url: &str) {
     let database = KeyDatabase::connect(url, format()).await.unwrap();
     let issued = database.create(NewKey::new("leo")).await.unwrap();
-    let id = issued.info().id().to_owned();
-    let refused = delete(id.clone()).await.unwrap_err();
+    let id = issued.info().id();
+    let delete = || async {
+        let sql = "DELETE FROM api_keys WHERE id = $1";
+        by_hand!(url, pool => sqlx::query(sql).bind(id).execute(&pool).await.map(drop))
+    };
+    let refused = delete().await.unwrap_err();
     let message = refused.to_string();
     assert!(
         message.contains("revoke an API key before deleting it"),
         "{message}"
     );
     assert_eq!(database.list().await.unwrap().len(), 1);
-    database.revoke(&id).await.unwrap();
-    delete(id).await.unwrap();
+    database.revoke(id).await.unwrap();
+    delete().await.unwrap();
     assert!(database.list().await.unwrap().is_empty());
 }
-
-const DELETE: &str = "DELETE FROM api_keys WHERE id = $1";
 
 #[tokio::test]
 async fn rows_are_deleted_only_once_revoked_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(&dir);
-    // The schema first: the test's own pool only deletes.
-    KeyDatabase::connect(&url, format()).await.unwrap();
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    rows_are_deleted_only_once_revoked(&url, |id| {
-        let pool = pool.clone();
-        async move { sqlx::query(DELETE).bind(id).execute(&pool).await.map(drop) }
-    })
-    .await;
+    rows_are_deleted_only_once_revoked(&sqlite_url(&dir)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,18 +136,12 @@ async fn rows_are_deleted_only_once_revoked_postgres() {
     let Some(pg) = postgres::Postgres::start("rows_are_deleted_only_once_revoked_postgres") else {
         return;
     };
-    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
-    rows_are_deleted_only_once_revoked(&pg.url(), |id| {
-        let pool = pool.clone();
-        async move { sqlx::query(DELETE).bind(id).execute(&pool).await.map(drop) }
-    })
-    .await;
+    rows_are_deleted_only_once_revoked(&pg.url()).await;
     // TRUNCATE fires no row trigger: it is refused outright.
     let database = KeyDatabase::connect(&pg.url(), format()).await.unwrap();
     database.create(NewKey::new("mia")).await.unwrap();
-    let refused = sqlx::query("TRUNCATE api_keys")
-        .execute(&pool)
-        .await
+    let truncate = "TRUNCATE api_keys";
+    let refused = by_hand!(&pg.url(), pool => sqlx::query(truncate).execute(&pool).await.map(drop))
         .unwrap_err();
     assert!(
         refused.to_string().contains("instead of truncating"),

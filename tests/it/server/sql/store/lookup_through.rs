@@ -90,23 +90,10 @@ async fn insert_key(url: &str, key: &Secret, principal: &str) {
     let sql = "INSERT INTO api_keys (id, start, digest, principal, scopes, created_at) \
                VALUES ($1, 'acme_test_', $2, $3, '[]', 0)";
     let digest = KeyDigest::of(key.expose()).as_bytes().to_vec();
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let query = sqlx::query(sql)
-            .bind(principal)
-            .bind(digest)
-            .bind(principal);
+    by_hand!(url, pool => {
+        let query = sqlx::query(sql).bind(principal).bind(digest).bind(principal);
         query.execute(&pool).await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let query = sqlx::query(sql)
-            .bind(principal)
-            .bind(digest)
-            .bind(principal);
-        query.execute(&pool).await.unwrap();
-        pool.close().await;
-    }
+    });
 }
 
 /// An unknown (well-formed) key presented twice is looked up in the database once; created

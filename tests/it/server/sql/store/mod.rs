@@ -22,6 +22,25 @@ use tower_api_auth::{Placement, Secret};
 
 use support::{Served, client, get as request};
 
+/// `$body` with `$pool` a new pool on `$url`, SQLite or PostgreSQL: a connection of the test's
+/// own, as an operator or another replica has. Closed after.
+macro_rules! by_hand {
+    ($url:expr, $pool:ident => $body:expr) => {{
+        let url: &str = $url;
+        if url.starts_with("sqlite:") {
+            let $pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            let done = $body;
+            $pool.close().await;
+            done
+        } else {
+            let $pool = sqlx::PgPool::connect(url).await.unwrap();
+            let done = $body;
+            $pool.close().await;
+            done
+        }
+    }};
+}
+
 mod admin;
 mod changes;
 mod connect;
