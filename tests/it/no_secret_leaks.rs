@@ -363,11 +363,29 @@ async fn a_trace_recording_headers_never_shows_an_incoming_key() {
     let sensitive = SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, x_api_key.clone()]);
     let app = || axum::Router::new().route("/", route(|| async { "ok" }));
 
+    // One stack as a user of tower might build it: a Buffer before the layer, the trace after
+    // it, the layer seeing another body type (a boxed one).
+    let buffered = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(
+            |_: tower::BoxError| async { http::StatusCode::SERVICE_UNAVAILABLE },
+        ))
+        .layer(tower::buffer::BufferLayer::new(16))
+        .map_request(|request: http::Request<axum::body::Body>| {
+            request.map(http_body_util::BodyExt::boxed_unsync)
+        })
+        .layer(validate.clone())
+        .map_request(|request: http::Request<_>| request.map(axum::body::Body::new))
+        .layer(trace.clone());
     type Row = (&'static str, axum::Router, bool);
-    let rows: [Row; 3] = [
+    let rows: [Row; 4] = [
         (
             "trace after the layer",
             app().layer(trace.clone()).layer(validate.clone()),
+            false,
+        ),
+        (
+            "Buffer, a boxed body, the layer, then the trace (ServiceBuilder)",
+            app().layer(buffered),
             false,
         ),
         (
